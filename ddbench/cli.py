@@ -1,0 +1,286 @@
+"""The `ddbench` command: argument parsing and error presentation only; the work lives in the library."""
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from ddbench.errors import DDBenchError
+
+QUICK_NOTE = ("no --protocol given: running the quick card 'digits-quick' (scikit-learn's 8×8 digits, "
+              "a short recipe; a smoke test, not a leaderboard protocol)")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        raise DDBenchError(f"{message} (see `{self.prog} --help`)")
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _parse_cfg(items: Sequence[str] | None) -> dict[str, str]:
+    cfg = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise DDBenchError(f"--cfg takes KEY=VALUE, got '{item}'")
+        cfg[key.strip()] = value.strip()
+    return cfg
+
+
+def _protocols(names: Sequence[str] | None) -> list:
+    from ddbench.protocol import list_protocols, load_protocol
+
+    cards = []
+    for name in names or []:
+        if any(ch in name for ch in "*?[") and not name.endswith(".toml"):
+            matched = list_protocols(name)
+            if not matched:
+                raise DDBenchError(f"--protocol '{name}' matches no card; see `ddbench list protocols`")
+            cards += [load_protocol(m) for m in matched]
+        else:
+            cards.append(load_protocol(name))
+    return cards
+
+
+def _options(args: argparse.Namespace):
+    from ddbench.evaluate import EvalOptions
+    from ddbench.models import expand_archs
+    from ddbench.paths import default_results_dir
+    from ddbench.provenance import pick_device
+    from ddbench.results import ResultStore
+
+    if args.seeds is not None and args.seeds < 1:
+        raise DDBenchError("--seeds must be at least 1")
+    if args.epochs is not None and args.epochs < 0:
+        raise DDBenchError("--epochs must be 0 or more")
+    device = pick_device(args.device)
+    if device.type == "cuda":
+        import torch
+
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    return EvalOptions(
+        device=device, store=ResultStore(args.results or default_results_dir()), data_root=args.data_root,
+        archs=expand_archs(args.arch) if args.arch else None, seeds=args.seeds, mode=args.batch_mode,
+        progress=not args.no_progress, log=_log,
+    )
+
+
+def _summary(rows: list[dict[str, Any]]) -> str:
+    from tabulate import tabulate
+
+    from ddbench.leaderboard import load_published, summarize
+
+    if not rows:
+        return "no results"
+    pub = {(p.protocol, p.method): p.accuracy for p in load_published()[0]}
+    table = []
+    for r in summarize(rows).itertuples():
+        published = pub.get((r.protocol, r.method))
+        table.append([r.protocol, r.method, r.arch, f"{r.mean:.2f} ± {r.std:.2f}", r.n,
+                      f"{published:.1f}" if published is not None else "—"])
+    return tabulate(table, headers=["protocol", "method", "arch", "accuracy (%)", "seeds", "published"], tablefmt="github")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ddbench.distilled import DistilledSet
+    from ddbench.evaluate import evaluate_method, evaluate_set
+    from ddbench.protocol import quick_protocol
+    from ddbench.registry import create_method
+
+    if bool(args.method) == bool(args.distilled):
+        raise DDBenchError("evaluate takes exactly one of --method NAME or --distilled PATH")
+    cards = _protocols(args.protocol)
+    if not cards:
+        if args.distilled:
+            raise DDBenchError("--distilled needs --protocol: the card the set is evaluated under")
+        _log(QUICK_NOTE)
+        cards = [quick_protocol()]
+    cards = [card.with_overrides(epochs=args.epochs) for card in cards]
+    method = create_method(args.method, **_parse_cfg(args.cfg)) if args.method else None
+    dset = DistilledSet.load(args.distilled) if args.distilled else None
+    opts = _options(args)
+    _log(f"device: {opts.device}; results: {opts.store.path}")
+    rows: list[dict[str, Any]] = []
+    for card in cards:
+        if card.overrides:
+            _log(f"{card.id}: recipe changed by flag ({card.overrides}); rows are marked non-standard and kept off the leaderboard")
+        rows += evaluate_method(method, card, opts) if method else evaluate_set(dset, card, opts)
+    print(_summary(rows))
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from ddbench.data import load_dataset
+    from ddbench.evaluate import EvalOptions, distill_cached
+    from ddbench.paths import default_results_dir
+    from ddbench.protocol import load_protocol
+    from ddbench.provenance import pick_device
+    from ddbench.registry import create_method
+    from ddbench.results import ResultStore
+
+    card = load_protocol(args.protocol)
+    method = create_method(args.method, **_parse_cfg(args.cfg))
+    opts = EvalOptions(device=pick_device(args.device), store=ResultStore(default_results_dir()),
+                       data_root=args.data_root, progress=not args.no_progress, log=_log)
+    train = load_dataset(card.dataset, args.data_root)
+    dset, seconds = distill_cached(method, card, train, args.seed, opts)
+    out = dset.save(args.out)
+    print(f"wrote {out}: {len(dset.images)} images {'×'.join(map(str, dset.image_shape))}, {dset.label_mode} labels, "
+          f"set id {dset.set_id} ({seconds:.1f} s)")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    pattern = args.pattern or "*"
+    if args.what == "methods":
+        from ddbench.registry import list_methods, method_class, method_summary
+
+        table = [[n, method_summary(n), ", ".join(f"{k}={v}" for k, v in method_class(n).default_cfg.items()) or "—"]
+                 for n in list_methods(pattern)]
+        print(tabulate(table, headers=["method", "what", "options (--cfg KEY=VALUE)"], tablefmt="github"))
+    elif args.what == "protocols":
+        from ddbench.protocol import list_protocols, load_protocol
+
+        table = []
+        for pid in list_protocols(pattern):
+            c = load_protocol(pid)
+            table.append([pid, c.dataset, c.ipc, ",".join(c.archs), c.seeds, c.train.epochs, c.train.augment, c.labels, c.hash])
+        print(tabulate(table, headers=["protocol", "dataset", "ipc", "archs", "seeds", "epochs", "augment", "labels", "hash"], tablefmt="github"))
+    elif args.what == "archs":
+        import timm
+
+        from ddbench.models import TESTED_ARCHS
+
+        table = [[n, t.adaptation, t.min_px] for n, t in TESTED_ARCHS.items() if fnmatch.fnmatch(n, pattern)]
+        print(tabulate(table, headers=["arch (tested)", "small-input adaptation", "min px"], tablefmt="github"))
+        print(f"\nAny of timm's {len(timm.list_models(pattern))} models matching '{pattern}' also works as --arch "
+              "(untested ones get the same adaptation rules); wildcards and comma lists expand, e.g. --arch 'convnet*,resnet18'.")
+    else:
+        from ddbench.data import dataset_status, list_datasets
+
+        table = []
+        for n in list_datasets(pattern):
+            st = dataset_status(n, args.data_root)
+            table.append([n, st["description"], "yes" if st["present"] else "no", st["where"]])
+        print(tabulate(table, headers=["dataset", "what", "present", "where"], tablefmt="github"))
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from ddbench.leaderboard import publish, render
+    from ddbench.paths import default_results_dir
+    from ddbench.results import ResultStore
+
+    store = ResultStore(args.results or default_results_dir())
+    if not store.path.is_file():
+        raise DDBenchError(f"no result store at {store.path}; run `ddbench evaluate` first or pass --results DIR")
+    if args.print:
+        print(render(store))
+        return 0
+    path = publish(store, args.out)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from ddbench.data import dataset_status, list_datasets, prepare_dataset
+    from ddbench.paths import resolve_data_root
+
+    if args.action == "list":
+        args.what, args.pattern = "datasets", None
+        print(f"data root: {resolve_data_root(args.data_root)}")
+        return cmd_list(args)
+    if not args.name:
+        raise DDBenchError(f"data prepare needs a dataset name: one of {', '.join(list_datasets())}")
+    ds = prepare_dataset(args.name, args.data_root)
+    st = dataset_status(ds.name, args.data_root)
+    print(f"{ds.name}: {len(ds.x_train)} train / {len(ds.x_test)} test images, "
+          f"{ds.channels}×{ds.image_size[0]}×{ds.image_size[1]}, {ds.num_classes} classes, from {st['where']} (cached)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ddbench", description="Benchmark and leaderboard for dataset distillation.")
+    from ddbench import __version__
+
+    parser.add_argument("--version", action="version", version=f"ddbench {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+        p.add_argument("--data-root", help="where datasets live (default: $DDBENCH_DATA or ~/.cache/ddbench/data)")
+        p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    ev = sub.add_parser("evaluate", help="evaluate a method or a distilled set under protocol cards")
+    ev.add_argument("--method", help="registered method name (see `ddbench list methods`)")
+    ev.add_argument("--distilled", help="path to a distilled set (.safetensors) made anywhere")
+    ev.add_argument("--protocol", nargs="+", help="card id(s), wildcards or .toml paths (default: the quick digits card)")
+    ev.add_argument("--arch", action="append", help="architecture(s); comma lists and wildcards (default: the card's)")
+    ev.add_argument("--seeds", type=int, help="number of evaluation seeds, 0..N-1 (default: the card's)")
+    ev.add_argument("--epochs", type=int, help="shorter recipe for quick checks; rows are marked non-standard")
+    ev.add_argument("--cfg", action="append", metavar="KEY=VALUE", help="method option (repeatable)")
+    ev.add_argument("--results", help="result store directory (default: $DDBENCH_RESULTS or ./leaderboard)")
+    ev.add_argument("--batch-mode", choices=("auto", "loop", "vmap"), default="auto",
+                    help="train seeds one by one, stacked with vmap, or pick the faster by timing (default)")
+    common(ev)
+    ev.set_defaults(func=cmd_evaluate)
+
+    di = sub.add_parser("distill", help="distil a set with a method under a card and save it")
+    di.add_argument("--method", required=True)
+    di.add_argument("--protocol", required=True)
+    di.add_argument("--out", required=True, help="output file (.safetensors)")
+    di.add_argument("--seed", type=int, default=0)
+    di.add_argument("--cfg", action="append", metavar="KEY=VALUE")
+    common(di)
+    di.set_defaults(func=cmd_distill)
+
+    ls = sub.add_parser("list", help="list methods, protocols, archs or datasets")
+    ls.add_argument("what", choices=("methods", "protocols", "archs", "datasets"))
+    ls.add_argument("pattern", nargs="?", help="wildcard filter, e.g. 'cifar10-*'")
+    ls.add_argument("--data-root")
+    ls.set_defaults(func=cmd_list)
+
+    lb = sub.add_parser("leaderboard", help="publish the result store as markdown tables")
+    lb.add_argument("--results", help="result store directory (default: ./leaderboard)")
+    lb.add_argument("--out", help="markdown file (default: <results>/LEADERBOARD.md)")
+    lb.add_argument("--print", action="store_true", help="print instead of writing a file")
+    lb.set_defaults(func=cmd_leaderboard)
+
+    da = sub.add_parser("data", help="list datasets or prepare (download + convert) one")
+    da.add_argument("action", choices=("list", "prepare"))
+    da.add_argument("name", nargs="?")
+    da.add_argument("--data-root")
+    da.set_defaults(func=cmd_data)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except DDBenchError as exc:
+        print(f"ddbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ddbench: interrupted; finished rows are saved, run the same command again to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an internal error: one line, the traceback on request
+        if os.environ.get("DDBENCH_DEBUG"):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"ddbench: internal error: {type(exc).__name__}: {first} (set DDBENCH_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

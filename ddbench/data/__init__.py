@@ -1,0 +1,165 @@
+"""Datasets: find them under a data root, read the official formats, cache them as uint8 tensors.
+
+    load_dataset("mnist", data_root)   # -> ImageDataset (uint8 NCHW tensors + metadata)
+    list_datasets()                    # names
+    dataset_status(name, data_root)    # what is present, and where
+    prepare_dataset(name, data_root)   # download where allowed, then convert
+"""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from pathlib import Path
+
+from ddbench.data import cache, cifar, folders, mnist
+from ddbench.data.base import DatasetSpec, ImageDataset, Splits, channel_stats
+from ddbench.data.digits import read_digits
+from ddbench.data.npz import read_npz
+from ddbench.errors import DDBenchError
+from ddbench.paths import resolve_data_root
+
+__all__ = ["ImageDataset", "Splits", "load_dataset", "list_datasets", "dataset_status", "prepare_dataset", "get_spec"]
+
+_IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+SPECS: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in [
+        DatasetSpec("mnist", "MNIST, 60k/10k, 28×28 gray", mnist.official_files("mnist"), mnist.reader("mnist"),
+                    mnist.downloader("mnist"), (0.1307,), (0.3081,)),
+        DatasetSpec("fashion_mnist", "Fashion-MNIST, 60k/10k, 28×28 gray", mnist.official_files("fashion_mnist"),
+                    mnist.reader("fashion_mnist"), mnist.downloader("fashion_mnist"), (0.2861,), (0.3530,),
+                    aliases=("fashion-mnist", "fashionmnist")),
+        DatasetSpec("cifar10", "CIFAR-10, 50k/10k, 32×32 RGB", cifar.official_files("cifar10"), cifar.reader("cifar10"),
+                    cifar.downloader("cifar10"), (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), aliases=("cifar-10",)),
+        DatasetSpec("cifar100", "CIFAR-100, 50k/10k, 32×32 RGB", cifar.official_files("cifar100"), cifar.reader("cifar100"),
+                    cifar.downloader("cifar100"), (0.5071, 0.4866, 0.4409), (0.2673, 0.2564, 0.2762), aliases=("cifar-100",)),
+        DatasetSpec("tinyimagenet", "Tiny-ImageNet, 100k/10k (val as test), 64×64 RGB", folders.TINY_FILES,
+                    folders.read_tinyimagenet, folders.download_tinyimagenet, _IMAGENET_MEAN, _IMAGENET_STD,
+                    aliases=("tiny-imagenet", "tiny-imagenet-200")),
+        DatasetSpec("cub200", "CUB-200-2011, 5,994/5,794, resized to 32×32 RGB (LANCZOS)", folders.CUB_FILES,
+                    folders.cub_reader(32), folders.download_cub, aliases=("cub-200-2011",)),
+        DatasetSpec("cub200_64", "CUB-200-2011, 5,994/5,794, resized to 64×64 RGB (LANCZOS)", folders.CUB_FILES,
+                    folders.cub_reader(64), folders.download_cub),
+        DatasetSpec("digits", "scikit-learn's bundled 8×8 digits, 1,257/540, gray (offline anywhere)", [],
+                    read_digits, None, bundled=True),
+    ]
+}
+
+
+def list_datasets(pattern: str = "*") -> list[str]:
+    return sorted(n for n in SPECS if fnmatch.fnmatch(n, pattern))
+
+
+def get_spec(name: str) -> DatasetSpec:
+    key = name.lower()
+    for spec in SPECS.values():
+        if key == spec.name or key in spec.aliases:
+            return spec
+    raise DDBenchError(f"unknown dataset '{name}'; known: {', '.join(SPECS)}")
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str  # "npz", "official" or "bundled"
+    paths: tuple[Path, ...]
+
+
+def find_source(spec: DatasetSpec, root: Path) -> Source | None:
+    """Where the data for `spec` is under `root`: a plain/JPEG .npz first, then the official layout."""
+    if spec.bundled:
+        return Source("bundled", ())
+    for npz_name in spec.npz_names():
+        if (root / npz_name).is_file():
+            return Source("npz", (root / npz_name,))
+    if not root.is_dir():
+        return None
+    found: list[Path] = []
+    for entry in spec.official_files:
+        pattern = entry.replace("<wnid>", "*").replace("[.gz]", "*").rstrip("/")
+        hit = next(iter(root.glob(pattern)), None)
+        if hit is None:
+            return None
+        if "*" not in entry and "<" not in entry:  # fixed names fingerprint the source; globs only prove presence
+            found.append(hit)
+    return Source("official", tuple(found)) if found else None
+
+
+def _missing_error(spec: DatasetSpec, root: Path) -> DDBenchError:
+    expected = " or ".join(spec.npz_names()[:2]) + ", or " + ", ".join(spec.official_files)
+    return DDBenchError(
+        f"dataset '{spec.name}' not found under {root} (searched {root}); expected {expected}; "
+        f"run `ddbench data prepare {spec.name} --data-root {root}`"
+    )
+
+
+def load_dataset(name: str, data_root: str | Path | None = None, use_cache: bool = True) -> ImageDataset:
+    """Load a dataset as uint8 NCHW tensors, converting it to the tensor cache on first use."""
+    spec = get_spec(name)
+    root = resolve_data_root(data_root)
+    source = find_source(spec, root)
+    if source is None:
+        raise _missing_error(spec, root)
+    if source.kind == "bundled":
+        import sklearn
+
+        parts = [spec.name, "bundled", sklearn.__version__]
+    else:
+        parts = [spec.name, source.kind, *cache.file_fingerprint(list(source.paths))]
+    cache_path = cache.cache_dir() / f"{spec.name}-{cache.fingerprint(parts)}.safetensors"
+    if use_cache and (hit := cache.load(cache_path)) is not None:
+        return hit
+    if source.kind == "npz":
+        splits = read_npz(source.paths[0], spec.name)
+        where = str(source.paths[0])
+    else:
+        splits = spec.read_official(root)
+        where = "scikit-learn" if spec.bundled else str(root)
+        if splits is None:
+            raise _missing_error(spec, root)
+    splits.check(spec.name, where)
+    mean, std = (spec.mean, spec.std) if spec.mean else channel_stats(splits.x_train)
+    if len(mean) != splits.x_train.shape[-1]:
+        raise DDBenchError(f"{spec.name}: {where} has {splits.x_train.shape[-1]} channels, expected {len(mean)}")
+    if use_cache:
+        cache.save(cache_path, spec.name, splits, mean, std, where)
+        if (hit := cache.load(cache_path)) is not None:
+            return hit
+    import torch
+
+    to_nchw = lambda x: torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()  # noqa: E731
+    return ImageDataset(spec.name, to_nchw(splits.x_train), torch.from_numpy(splits.y_train),
+                        to_nchw(splits.x_test), torch.from_numpy(splits.y_test), splits.class_names,
+                        tuple(mean), tuple(std), where)
+
+
+def dataset_status(name: str, data_root: str | Path | None = None) -> dict:
+    spec = get_spec(name)
+    root = resolve_data_root(data_root)
+    source = find_source(spec, root)
+    return {
+        "name": spec.name,
+        "description": spec.description,
+        "present": source is not None,
+        "where": ("bundled with scikit-learn" if source and source.kind == "bundled"
+                  else str(source.paths[0]) if source else f"missing under {root}"),
+        "downloadable": spec.download is not None,
+    }
+
+
+def prepare_dataset(name: str, data_root: str | Path | None = None) -> ImageDataset:
+    """Download the dataset where the source allows it (unless present), then convert it to the cache."""
+    spec = get_spec(name)
+    root = resolve_data_root(data_root)
+    if find_source(spec, root) is None:
+        if spec.download is None:
+            raise _missing_error(spec, root)
+        root.mkdir(parents=True, exist_ok=True)
+        try:
+            spec.download(root)
+        except Exception as exc:  # network errors come in many types
+            raise DDBenchError(
+                f"downloading '{spec.name}' into {root} failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                f"without network, place {', '.join(spec.official_files)} under {root}"
+            ) from None
+    return load_dataset(spec.name, root)

@@ -1,0 +1,100 @@
+"""The common shape every dataset takes once loaded: uint8 NCHW tensors plus metadata."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ddbench.errors import DDBenchError
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Raw arrays as a reader returns them: uint8 images (N, H, W, C), int64 labels."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list[str]
+
+    def check(self, name: str, source: Path | str) -> None:
+        """Refuse arrays that are not a well-formed image-classification dataset."""
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if x.ndim != 4 or x.dtype != np.uint8:
+                raise DDBenchError(f"{name}: {source}: x_{split} must be uint8 (N, H, W, C), got {x.dtype} {x.shape}")
+            if y.ndim != 1 or len(y) != len(x):
+                raise DDBenchError(f"{name}: {source}: y_{split} must have one label per image ({len(x)}), got shape {y.shape}")
+            if len(y) and (y.min() < 0 or y.max() >= len(self.class_names)):
+                raise DDBenchError(f"{name}: {source}: y_{split} labels must lie in [0, {len(self.class_names)})")
+        if self.x_train.shape[1:] != self.x_test.shape[1:]:
+            raise DDBenchError(f"{name}: {source}: train images {self.x_train.shape[1:]} and test images {self.x_test.shape[1:]} differ in shape")
+
+
+@dataclass(frozen=True)
+class ImageDataset:
+    """A loaded dataset. Images are uint8 (N, C, H, W) on the CPU; mean/std are per channel in [0, 1]."""
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    class_names: list[str]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    source: str = ""
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def channels(self) -> int:
+        return int(self.x_train.shape[1])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self.x_train.shape[2]), int(self.x_train.shape[3])
+
+    def indices_of_class(self, c: int) -> torch.Tensor:
+        return torch.nonzero(self.y_train == c, as_tuple=False).flatten()
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What ddbench knows about one dataset: how to find, read and (where allowed) download it."""
+
+    name: str
+    description: str
+    official_files: Sequence[str]
+    read_official: Callable[[Path], Splits | None]
+    download: Callable[[Path], None] | None = None
+    mean: tuple[float, ...] | None = None  # the field's constants; None = computed on the train split
+    std: tuple[float, ...] | None = None
+    bundled: bool = False  # ships with a dependency: always available, no data root needed
+    aliases: tuple[str, ...] = field(default=())
+
+    def npz_names(self) -> list[str]:
+        names = [self.name, *self.aliases]
+        return [f"{n}.npz" for n in names] + [f"{n}-jpeg.npz" for n in names]
+
+
+def channel_stats(x: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std in [0, 1] of uint8 (N, H, W, C) images, computed in float64 chunks."""
+    c = x.shape[-1]
+    total = np.zeros(c)
+    total_sq = np.zeros(c)
+    count = 0
+    for start in range(0, len(x), 4096):
+        chunk = x[start : start + 4096].reshape(-1, c).astype(np.float64) / 255.0
+        total += chunk.sum(0)
+        total_sq += (chunk**2).sum(0)
+        count += len(chunk)
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 1e-12))
+    return tuple(float(m) for m in mean), tuple(float(s) for s in std)

@@ -1,0 +1,65 @@
+"""The uint8 tensor cache: the first load converts a dataset, later loads take well under a second."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ddbench.data.base import ImageDataset, Splits
+from ddbench.paths import atomic_path, user_cache_root
+
+CACHE_FORMAT = 1
+
+
+def cache_dir() -> Path:
+    return user_cache_root() / "datasets"
+
+
+def fingerprint(parts: list[str]) -> str:
+    return hashlib.sha1(json.dumps([CACHE_FORMAT, *parts]).encode()).hexdigest()[:16]
+
+
+def file_fingerprint(paths: list[Path]) -> list[str]:
+    out = []
+    for path in sorted(paths):
+        stat = path.stat()
+        out.append(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}")
+    return out
+
+
+def save(path: Path, name: str, splits: Splits, mean: tuple, std: tuple, source: str) -> None:
+    tensors = {
+        key: torch.from_numpy(np.ascontiguousarray(getattr(splits, key)))
+        for key in ("x_train", "y_train", "x_test", "y_test")
+    }
+    tensors["x_train"] = tensors["x_train"].permute(0, 3, 1, 2).contiguous()
+    tensors["x_test"] = tensors["x_test"].permute(0, 3, 1, 2).contiguous()
+    meta = {"name": name, "class_names": json.dumps(splits.class_names), "mean": json.dumps(mean), "std": json.dumps(std), "source": source}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+
+
+def load(path: Path) -> ImageDataset | None:
+    """The cached dataset, or None when the cache file is missing or damaged (it is then rebuilt)."""
+    if not path.is_file():
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata()
+        tensors = load_file(str(path))
+        return ImageDataset(
+            name=meta["name"], x_train=tensors["x_train"], y_train=tensors["y_train"],
+            x_test=tensors["x_test"], y_test=tensors["y_test"],
+            class_names=json.loads(meta["class_names"]), mean=tuple(json.loads(meta["mean"])),
+            std=tuple(json.loads(meta["std"])), source=meta["source"],
+        )
+    except (SafetensorError, OSError, KeyError, ValueError, json.JSONDecodeError):
+        path.unlink(missing_ok=True)
+        return None

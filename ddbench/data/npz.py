@@ -1,0 +1,63 @@
+"""Plain .npz datasets (uint8 x_train/x_test (N,H,W,C), y_*, class_names) and their JPEG-packed form."""
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ddbench.data.base import Splits
+from ddbench.errors import DDBenchError
+
+PLAIN_KEYS = ("x_train", "y_train", "x_test", "y_test")
+JPEG_KEYS = ("train_jpeg", "train_offsets", "y_train", "test_jpeg", "test_offsets", "y_test")
+
+
+def read_npz(path: Path, name: str) -> Splits:
+    """Read either layout; any damage to the file becomes one clear DDBenchError."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            keys = set(archive.files)
+            if set(PLAIN_KEYS) <= keys:
+                arrays = {k: archive[k] for k in PLAIN_KEYS}
+            elif set(JPEG_KEYS) <= keys:
+                arrays = {
+                    "x_train": _decode_jpegs(archive["train_jpeg"], archive["train_offsets"], path),
+                    "x_test": _decode_jpegs(archive["test_jpeg"], archive["test_offsets"], path),
+                    "y_train": archive["y_train"],
+                    "y_test": archive["y_test"],
+                }
+            else:
+                raise DDBenchError(
+                    f"{name}: {path} has keys {sorted(keys)}; expected {list(PLAIN_KEYS)} "
+                    f"(or the JPEG-packed {list(JPEG_KEYS)})"
+                )
+            class_names = [str(c) for c in archive["class_names"]] if "class_names" in keys else None
+    except DDBenchError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
+        raise DDBenchError(f"{name}: {path} is corrupt or truncated ({type(exc).__name__}: {exc}); delete it and prepare it again") from None
+    y_train = arrays["y_train"].astype(np.int64).reshape(-1)
+    y_test = arrays["y_test"].astype(np.int64).reshape(-1)
+    if class_names is None:
+        class_names = [str(c) for c in range(int(max(y_train.max(), y_test.max())) + 1)]
+    x_train, x_test = _as_nhwc(arrays["x_train"]), _as_nhwc(arrays["x_test"])
+    return Splits(x_train, y_train, x_test, y_test, class_names)
+
+
+def _as_nhwc(x: np.ndarray) -> np.ndarray:
+    return x[..., None] if x.ndim == 3 else x
+
+
+def _decode_jpegs(blob: np.ndarray, offsets: np.ndarray, path: Path) -> np.ndarray:
+    from PIL import Image
+
+    if offsets.ndim != 1 or len(offsets) < 1 or offsets[-1] > len(blob):
+        raise DDBenchError(f"{path}: JPEG offsets do not fit the JPEG data (truncated file?)")
+    images = []
+    raw = blob.tobytes()
+    for i in range(len(offsets) - 1):
+        with Image.open(io.BytesIO(raw[offsets[i] : offsets[i + 1]])) as img:
+            images.append(np.asarray(img))
+    return np.stack(images) if images else np.zeros((0, 1, 1, 1), np.uint8)

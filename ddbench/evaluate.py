@@ -1,0 +1,300 @@
+"""The evaluation engine: train fresh networks on a distilled set under a card, test on real data.
+
+The engine never knows how a set was made. `evaluate_method` distils (or reuses a cached set)
+and hands the set(s) to the same code path `evaluate_set` uses for a file made anywhere. Rows
+are appended to the store as soon as each (arch, seed group) finishes; rows already present are
+skipped, so a killed run resumes without losing or duplicating anything.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import resource
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from ddbench.augment import DSA
+from ddbench.data import ImageDataset, load_dataset
+from ddbench.distilled import DistilledSet
+from ddbench.errors import DDBenchError
+from ddbench.method import DistillContext, Method
+from ddbench.paths import user_cache_root
+from ddbench.preprocess import ZCA, ImageSpace
+from ddbench.protocol import ProtocolCard
+from ddbench.provenance import code_version, device_name, git_sha
+from ddbench.results import ResultStore, row_key
+from ddbench.train import accuracy, choose_mode, train_networks
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class EvalOptions:
+    device: torch.device
+    store: ResultStore
+    data_root: str | Path | None = None
+    archs: Sequence[str] | None = None  # default: the card's
+    seeds: int | None = None  # default: the card's
+    mode: str = "auto"
+    progress: bool = True
+    cache_dir: Path = field(default_factory=lambda: user_cache_root())
+    log: Log = print
+
+
+def card_space(card: ProtocolCard, train: ImageDataset) -> ImageSpace:
+    """The image space a card's methods work in: the dataset's normalisation (ZCA added by the engine)."""
+    if card.normalize:
+        return ImageSpace(tuple(train.mean), tuple(train.std))
+    return ImageSpace(tuple(0.0 for _ in train.mean), tuple(1.0 for _ in train.std))
+
+
+def check_fits(dset: DistilledSet, card: ProtocolCard, train: ImageDataset) -> None:
+    """Refuse a set that the card cannot honestly evaluate, with one line saying why."""
+    want = (train.channels, *train.image_size)
+    if dset.image_shape != want:
+        raise DDBenchError(f"the set's images are {'×'.join(map(str, dset.image_shape))} (C×H×W) but card "
+                           f"'{card.id}' evaluates on {card.dataset} at {'×'.join(map(str, want))}")
+    if dset.num_classes != train.num_classes:
+        raise DDBenchError(f"the set has {dset.num_classes} classes but {card.dataset} has {train.num_classes}")
+    if dset.dataset != train.name:
+        raise DDBenchError(f"the set was distilled from '{dset.dataset}' but card '{card.id}' evaluates on '{train.name}'")
+    if dset.ipc != card.ipc or len(dset.images) > card.ipc * train.num_classes:
+        raise DDBenchError(f"the set holds {len(dset.images)} images (ipc {dset.ipc}); card '{card.id}' allows "
+                           f"ipc {card.ipc} = {card.ipc * train.num_classes} images")
+    allowed = {"hard": {"hard"}, "soft": {"hard", "soft"}, "regression": {"regression"}}[card.labels]
+    if dset.label_mode not in allowed:
+        raise DDBenchError(f"card '{card.id}' takes {card.labels} labels; the set has {dset.label_mode} labels")
+    if dset.label_mode == "soft" and dset.labels.shape[1] != train.num_classes:
+        raise DDBenchError(f"soft labels have {dset.labels.shape[1]} columns; {card.dataset} has {train.num_classes} classes")
+
+
+def _training_space(dset: DistilledSet, card: ProtocolCard, train: ImageDataset) -> tuple[torch.Tensor, ImageSpace]:
+    """The set's images and the space the test set must be mapped into (ZCA fitted if the card asks)."""
+    if card.zca and dset.space.zca is None:
+        plain = ImageSpace(dset.space.mean, dset.space.std)
+        zca = ZCA.fit(plain.from_uint8(train.x_train))
+        return zca.apply(dset.images), ImageSpace(dset.space.mean, dset.space.std, zca)
+    return dset.images, dset.space
+
+
+def _targets(dset: DistilledSet, card: ProtocolCard) -> tuple[torch.Tensor, str]:
+    if card.labels == "soft" and dset.label_mode == "hard":
+        return torch.nn.functional.one_hot(dset.labels, dset.num_classes).float(), "soft"
+    return (dset.labels if dset.label_mode == "hard" else dset.labels.float()), dset.label_mode
+
+
+def config_hash(method: str, config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps([method, config], sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_max_rss"
+
+
+@dataclass
+class _Job:
+    """Seeds of one arch that train together, on one set (shared) or one set per seed."""
+
+    arch: str
+    seeds: list[int]
+    sets: list[DistilledSet]
+
+
+@dataclass
+class _Prepared:
+    """A set as training sees it: images (in the card's space) and targets on the device, lr, label mode."""
+
+    dset: DistilledSet
+    images: torch.Tensor
+    targets: torch.Tensor
+    label_mode: str
+    lr: float
+    space: ImageSpace
+
+    def stack_key(self) -> tuple:
+        return (self.label_mode, float(self.lr), tuple(self.images.shape), tuple(self.targets.shape), self.space)
+
+
+def _prepare(dset: DistilledSet, card: ProtocolCard, train: ImageDataset, device: torch.device) -> _Prepared:
+    check_fits(dset, card, train)
+    images, space = _training_space(dset, card, train)
+    targets, label_mode = _targets(dset, card)
+    lr = dset.learned_lr if card.train.use_learned_lr and dset.learned_lr else card.train.lr
+    return _Prepared(dset, images.to(device), targets.to(device), label_mode, lr, space)
+
+
+def _groups(job: _Job, prepared: list[_Prepared]) -> list[tuple[list[int], list[_Prepared]]]:
+    """(seeds, their sets) that can train stacked: one shared set, or per-seed sets alike in shape, lr and space."""
+    if len(prepared) == 1:
+        return [(job.seeds, prepared)]
+    if len({p.stack_key() for p in prepared}) == 1:
+        return [(job.seeds, prepared)]
+    return [([seed], [p]) for seed, p in zip(job.seeds, prepared)]
+
+
+class _Clock:
+    """Per-network wall time: each network's own time in a loop, the group's time shared under vmap."""
+
+    def __init__(self, mode: str, count: int) -> None:
+        self.mode, self.count = mode, count
+        self.last = time.perf_counter()
+        self.shared: float | None = None
+
+    def lap(self) -> float:
+        now = time.perf_counter()
+        if self.mode == "vmap":
+            if self.shared is None:
+                self.shared = (now - self.last) / self.count
+            return self.shared
+        seconds, self.last = now - self.last, now
+        return seconds
+
+    def restart(self) -> None:
+        if self.mode != "vmap":
+            self.last = time.perf_counter()
+
+
+def _run_jobs(jobs: list[_Job], card: ProtocolCard, train: ImageDataset, opts: EvalOptions,
+              base_row: dict[str, Any], distill_seconds: dict[int, float]) -> None:
+    """Train and test every job, appending each network's row as soon as it is done."""
+    device = opts.device
+    test_sets: dict[ImageSpace, torch.Tensor] = {}
+    y_test = train.y_test.to(device)
+    augment = DSA(card.train.dsa_strategy) if card.train.augment == "dsa" else None
+    for job in jobs:
+        prepared = [_prepare(d, card, train, device) for d in job.sets]
+        for seeds, sets in _groups(job, prepared):
+            first = sets[0]
+            if first.space not in test_sets:
+                test_sets[first.space] = first.space.from_uint8(train.x_test, device)
+            x_test = test_sets[first.space]
+            per_seed = len(sets) > 1
+            x = torch.stack([p.images for p in sets]) if per_seed else first.images
+            y = torch.stack([p.targets for p in sets]) if per_seed else first.targets
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            mode = choose_mode(opts.mode, job.arch, seeds, x, y, first.label_mode, card.train, first.lr,
+                               train.num_classes, augment, per_seed_data=per_seed)
+            clock = _Clock(mode, len(seeds))
+
+            def save_row(k: int, model: torch.nn.Module, seeds=seeds, sets=sets, x_test=x_test, clock=clock, mode=mode) -> None:
+                seconds = clock.lap()
+                p = sets[k] if per_seed else sets[0]
+                acc = accuracy(model, x_test, y_test)
+                peak, peak_kind = _peak_memory_mb(device)
+                opts.store.append([{
+                    **base_row, "method": p.dset.method, "method_config": p.dset.method_config,
+                    "set_id": p.dset.set_id, "distill_seed": p.dset.distill_seed,
+                    "distill_time_s": round(distill_seconds.get(p.dset.distill_seed, 0.0), 3),
+                    "arch": job.arch, "seed": seeds[k], "accuracy": round(100.0 * acc, 4), "n_test": len(y_test),
+                    "label_mode": p.label_mode, "lr": p.lr, "learned_lr_used": p.lr != card.train.lr,
+                    "batch_mode": f"vmap{len(seeds)}" if mode == "vmap" else "loop",
+                    "wall_time_s": round(seconds, 3), "peak_mem_mb": round(peak, 1), "peak_mem_kind": peak_kind,
+                    "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                }])
+                opts.log(f"  {card.id} {job.arch} seed {seeds[k]}: {100 * acc:.2f}%")
+                clock.restart()
+
+            train_networks(job.arch, seeds, x, y, first.label_mode, card.train, first.lr, train.num_classes, augment,
+                           mode=mode, progress=opts.progress, per_seed_data=per_seed, on_trained=save_row,
+                           desc=f"{card.id} {job.arch} seed{'s' if len(seeds) > 1 else ''} {','.join(map(str, seeds))}")
+
+
+def _base_row(card: ProtocolCard, run_id: str, device: torch.device) -> dict[str, Any]:
+    from ddbench import __version__
+    from ddbench.results import ROW_SCHEMA
+
+    return {
+        "schema": ROW_SCHEMA, "run_id": run_id, "protocol": card.id, "protocol_version": card.version,
+        "protocol_hash": card.hash, "protocol_standard": card.standard, "protocol_overrides": card.overrides,
+        "dataset": card.dataset, "ipc": card.ipc, "epochs": card.train.epochs,
+        "ddbench_version": __version__, "git_sha": git_sha(), "code_version": code_version(),
+        "torch_version": torch.__version__, "device": device_name(device), "host": socket.gethostname(),
+    }
+
+
+def _pending(card: ProtocolCard, run_id: str, opts: EvalOptions) -> list[tuple[str, list[int]]]:
+    archs = list(opts.archs or card.archs)
+    seeds = list(range(opts.seeds if opts.seeds is not None else card.seeds))
+    done = opts.store.keys()
+    out = []
+    for arch in archs:
+        todo = [s for s in seeds if (run_id, card.id, card.hash, arch, s) not in done]
+        if len(todo) < len(seeds):
+            opts.log(f"  {card.id} {arch}: {len(seeds) - len(todo)} of {len(seeds)} seed(s) already in {opts.store.path}; skipping them")
+        if todo:
+            out.append((arch, todo))
+    return out
+
+
+def evaluate_set(dset: DistilledSet, card: ProtocolCard, opts: EvalOptions) -> list[dict[str, Any]]:
+    """Evaluate a distilled set (made anywhere) under `card`; returns all rows the request covers."""
+    train = load_dataset(card.dataset, opts.data_root)
+    check_fits(dset, card, train)
+    run_id = f"set-{dset.set_id}"
+    jobs = [_Job(arch, seeds, [dset]) for arch, seeds in _pending(card, run_id, opts)]
+    _run_jobs(jobs, card, train, opts, _base_row(card, run_id, opts.device), {})
+    return _collect(card, run_id, opts)
+
+
+def distill_cached(method: Method, card: ProtocolCard, train: ImageDataset, seed: int, opts: EvalOptions) -> tuple[DistilledSet, float]:
+    """Distil with `seed`, reusing a set cached from an earlier (possibly interrupted) run."""
+    config = method.config_for(card)
+    space = card_space(card, train)
+    key = config_hash(method.name, {"config": config, "dataset": train.name, "source": train.source, "ipc": card.ipc,
+                                    "space": [space.mean, space.std], "seed": seed})
+    path = opts.cache_dir / "sets" / f"{method.name}-{card.dataset}-ipc{card.ipc}-seed{seed}-{key}.safetensors"
+    if path.is_file():
+        try:
+            return DistilledSet.load(path), 0.0
+        except DDBenchError:
+            path.unlink(missing_ok=True)
+    ctx = DistillContext(card=card, device=opts.device, seed=seed, config=config, space=space,
+                         method_name=method.name, cache_dir=opts.cache_dir, progress=opts.progress, log=opts.log)
+    start = time.perf_counter()
+    dset = method.distill(train, card.ipc, ctx)
+    seconds = time.perf_counter() - start
+    dset.extra.setdefault("distill_time_s", round(seconds, 3))
+    dset.save(path)
+    return dset, seconds
+
+
+def evaluate_method(method: Method, card: ProtocolCard, opts: EvalOptions) -> list[dict[str, Any]]:
+    """Distil with `method` under `card` (cached) and evaluate; returns all rows the request covers."""
+    if card.kind not in method.kinds:
+        raise DDBenchError(f"method '{method.name}' does not support {card.kind} cards like '{card.id}'")
+    config = method.config_for(card)
+    run_id = f"cfg-{config_hash(method.name, config)}"
+    pending = _pending(card, run_id, opts)
+    if not pending:
+        return _collect(card, run_id, opts)
+    train = load_dataset(card.dataset, opts.data_root)
+    seconds: dict[int, float] = {}
+    sets: dict[int, DistilledSet] = {}
+
+    def set_for(seed: int) -> DistilledSet:
+        if seed not in sets:
+            sets[seed], seconds[seed] = distill_cached(method, card, train, seed, opts)
+        return sets[seed]
+
+    if method.one_set_per_seed:
+        jobs = [_Job(arch, seeds, [set_for(s) for s in seeds]) for arch, seeds in pending]
+    else:
+        jobs = [_Job(arch, seeds, [set_for(0)]) for arch, seeds in pending]
+    _run_jobs(jobs, card, train, opts, _base_row(card, run_id, opts.device), seconds)
+    return _collect(card, run_id, opts)
+
+
+def _collect(card: ProtocolCard, run_id: str, opts: EvalOptions) -> list[dict[str, Any]]:
+    """Every stored row this request covers: the ones just written and the ones found from earlier runs."""
+    archs = list(opts.archs or card.archs)
+    seeds = range(opts.seeds if opts.seeds is not None else card.seeds)
+    wanted = {(run_id, card.id, card.hash, arch, s) for arch in archs for s in seeds}
+    return [r for r in opts.store.rows() if row_key(r) in wanted]

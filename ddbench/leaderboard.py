@@ -1,0 +1,112 @@
+"""Publish the result store as markdown: one table per protocol, methods ranked, published numbers beside.
+
+Only rows made under the current version of a card (its hash) and without overrides count;
+rows from edited cards or shortened recipes are counted in a footnote and left out. Standard
+deviations are population std (ddof = 0), the field's convention (numpy's default in DC/MTT).
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tabulate import tabulate
+
+from ddbench.errors import DDBenchError
+from ddbench.protocol import list_protocols, load_protocol
+from ddbench.results import ResultStore
+
+
+@dataclass(frozen=True)
+class Published:
+    protocol: str
+    method: str
+    accuracy: float
+    citation: str
+    recipe: str
+
+
+def load_published() -> tuple[list[Published], dict[str, str]]:
+    text = (resources.files("ddbench.protocols") / "published.toml").read_text()
+    data = tomllib.loads(text)
+    recipes = data.get("recipes", {})
+    entries = [Published(e["protocol"], e["method"], float(e["accuracy"]), e["citation"], e.get("recipe", ""))
+               for e in data.get("published", [])]
+    return entries, recipes
+
+
+def summarize(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Mean ± std and n per (protocol, method, run, arch)."""
+    if not rows:
+        return pd.DataFrame(columns=["protocol", "method", "run_id", "arch", "mean", "std", "n"])
+    df = pd.DataFrame(rows)
+    grouped = df.groupby(["protocol", "method", "run_id", "arch"], sort=False)["accuracy"]
+    out = grouped.agg(mean="mean", std=lambda s: float(s.std(ddof=0)), n="count").reset_index()
+    devices = df.groupby(["protocol", "method", "run_id", "arch"], sort=False)["device"].agg(lambda s: sorted(set(s))[0])
+    return out.merge(devices.reset_index(), on=["protocol", "method", "run_id", "arch"])
+
+
+def current_rows(store: ResultStore) -> tuple[list[dict[str, Any]], int]:
+    """Rows under the current card versions without overrides; and how many were left out."""
+    hashes = {}
+    for pid in list_protocols():
+        hashes[pid] = load_protocol(pid).hash
+    kept, dropped = [], 0
+    for row in store.rows():
+        if row.get("protocol_standard") and hashes.get(row["protocol"]) == row["protocol_hash"]:
+            kept.append(row)
+        else:
+            dropped += 1
+    return kept, dropped
+
+
+def render(store: ResultStore) -> str:
+    rows, dropped = current_rows(store)
+    published, recipes = load_published()
+    pub = {(p.protocol, p.method): p for p in published}
+    summary = summarize(rows)
+    lines = ["# ddbench leaderboard", "",
+             "Final-epoch test accuracy (%), mean ± std (population) over evaluation seeds; "
+             "every number comes from `leaderboard/results.jsonl`. Published numbers are quoted with their source; "
+             "the recipe behind each is in the notes below — a different recipe is a yardstick, not a tie.", ""]
+    if summary.empty:
+        lines.append("_No results yet. Run `ddbench evaluate --method random --protocol mnist-ipc10`._")
+    cited: dict[str, int] = {}
+    for protocol in sorted(summary["protocol"].unique()) if not summary.empty else []:
+        card = load_protocol(protocol)
+        part = summary[summary["protocol"] == protocol].sort_values("mean", ascending=False)
+        table = []
+        for rank, r in enumerate(part.itertuples(), start=1):
+            p = pub.get((protocol, r.method))
+            note = ""
+            if p:
+                key = f"{p.citation} — {recipes.get(p.recipe, p.recipe)}"
+                cited.setdefault(key, len(cited) + 1)
+                note = f"[{cited[key]}]"
+            table.append([rank, r.method, r.arch, f"{r.mean:.2f} ± {r.std:.2f}", r.n,
+                          f"{p.accuracy:.1f} {note}" if p else "—",
+                          f"{r.mean - p.accuracy:+.1f}" if p else "—", r.run_id, r.device])
+        lines += [f"## {protocol}", "", f"{card.description} · card v{card.version} `{card.hash}`", "",
+                  tabulate(table, headers=["#", "method", "arch", "accuracy", "n", "published", "Δ", "run", "device"],
+                           tablefmt="github"), ""]
+    if cited:
+        lines += ["## Sources of published numbers", ""]
+        lines += [f"{i}. {text}" for text, i in sorted(cited.items(), key=lambda kv: kv[1])]
+        lines.append("")
+    if dropped:
+        lines += [f"_{dropped} row(s) from older card versions or shortened recipes are not shown._", ""]
+    return "\n".join(lines)
+
+
+def publish(store: ResultStore, out: str | Path | None = None) -> Path:
+    from ddbench.paths import atomic_write
+
+    path = Path(out) if out else store.directory / "LEADERBOARD.md"
+    if path.is_dir():
+        raise DDBenchError(f"--out {path} is a directory; give a file name")
+    with atomic_write(path, "w") as handle:
+        handle.write(render(store))
+    return path

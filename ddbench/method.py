@@ -1,0 +1,110 @@
+"""The contract every distillation method follows, and the context it is given.
+
+A method is a class with `distill(train, ipc, ctx) -> DistilledSet` (or a plain function with
+that signature, wrapped by the registry). Hyperparameters resolve in three layers, like timm's
+per-model default configs: `default_cfg`, then `protocol_cfg` entries whose card pattern matches
+the card id (fnmatch), then what the user passed.
+"""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import torch
+
+from ddbench.data import ImageDataset
+from ddbench.distilled import DistilledSet
+from ddbench.errors import DDBenchError
+from ddbench.preprocess import ImageSpace
+from ddbench.protocol import ProtocolCard
+
+
+@dataclass
+class DistillContext:
+    """What a method may use: the card, the device, its seed and resolved config, the image space."""
+
+    card: ProtocolCard
+    device: torch.device
+    seed: int
+    config: dict[str, Any]
+    space: ImageSpace
+    method_name: str
+    cache_dir: Path
+    progress: bool = True
+    log: Callable[[str], None] = field(default=print)
+
+    def generator(self, device: torch.device | str = "cpu", offset: int = 0) -> torch.Generator:
+        gen = torch.Generator(device=device)
+        gen.manual_seed(self.seed + offset)
+        return gen
+
+    def make_set(self, images: torch.Tensor, labels: torch.Tensor, train: ImageDataset, label_mode: str = "hard",
+                 learned_lr: float | None = None, space: ImageSpace | None = None, **extra: Any) -> DistilledSet:
+        """Wrap tensors into a DistilledSet with this run's provenance filled in."""
+        return DistilledSet(
+            images=images.detach().cpu().float(), labels=labels.detach().cpu(), label_mode=label_mode,
+            num_classes=train.num_classes, dataset=train.name, ipc=self.card.ipc, method=self.method_name,
+            space=space or self.space, method_config=dict(self.config), learned_lr=learned_lr,
+            distill_seed=self.seed, extra=extra,
+        )
+
+    def subset_set(self, train: ImageDataset, indices: torch.Tensor) -> DistilledSet:
+        """A set made of real training images `indices` (hard labels), in this run's image space."""
+        indices = indices.cpu().long()
+        images = self.space.from_uint8(train.x_train[indices])
+        return self.make_set(images, train.y_train[indices].clone(), train, indices=indices.tolist())
+
+
+class Method:
+    """Base class: subclass, set `default_cfg`, implement `distill`, decorate with @register_method."""
+
+    name: ClassVar[str] = ""
+    default_cfg: ClassVar[dict[str, Any]] = {}
+    protocol_cfg: ClassVar[dict[str, dict[str, Any]]] = {}
+    one_set_per_seed: ClassVar[bool] = False  # True: evaluation seed s gets its own set, distilled with seed s
+    kinds: ClassVar[tuple[str, ...]] = ("supervised",)
+
+    def __init__(self, **cfg: Any) -> None:
+        unknown = set(cfg) - set(self.default_cfg)
+        if unknown:
+            known = ", ".join(sorted(self.default_cfg)) or "none"
+            raise DDBenchError(f"method '{self.name}' has no option(s) {', '.join(sorted(unknown))}; its options: {known}")
+        self.user_cfg = {k: _coerce(v, self.default_cfg[k], k, self.name) for k, v in cfg.items()}
+
+    def config_for(self, card: ProtocolCard) -> dict[str, Any]:
+        cfg = dict(self.default_cfg)
+        for pattern, overrides in self.protocol_cfg.items():
+            if fnmatch.fnmatch(card.id, pattern):
+                cfg.update(overrides)
+        cfg.update(self.user_cfg)
+        return cfg
+
+    def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
+        raise NotImplementedError
+
+
+def _coerce(value: Any, default: Any, key: str, method: str) -> Any:
+    """Turn command-line strings into the type of the default ("3" -> 3, "true" -> True)."""
+    if not isinstance(value, str) or isinstance(default, str) or default is None:
+        return value
+    try:
+        if isinstance(default, bool):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        return type(default)(value)
+    except ValueError:
+        raise DDBenchError(f"method '{method}': option {key}={value!r} is not a valid {type(default).__name__}") from None
+
+
+class FunctionMethod(Method):
+    """Adapter for methods written as a function `fn(train, ipc, ctx) -> DistilledSet`."""
+
+    fn: ClassVar[Callable[..., DistilledSet]]
+
+    def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
+        return type(self).fn(train, ipc, ctx)

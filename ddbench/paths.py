@@ -1,0 +1,77 @@
+"""Where ddbench reads data and keeps its caches, and how it writes files atomically."""
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+def user_cache_root() -> Path:
+    """The root of ddbench's caches: $DDBENCH_CACHE, else $XDG_CACHE_HOME/ddbench, else ~/.cache/ddbench."""
+    if env := os.environ.get("DDBENCH_CACHE"):
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "ddbench"
+
+
+def default_data_root() -> Path:
+    """The data root used without --data-root: $DDBENCH_DATA, else <cache root>/data."""
+    if env := os.environ.get("DDBENCH_DATA"):
+        return Path(env).expanduser()
+    return user_cache_root() / "data"
+
+
+def resolve_data_root(data_root: str | os.PathLike | None) -> Path:
+    return Path(data_root).expanduser() if data_root else default_data_root()
+
+
+def default_results_dir() -> Path:
+    """The result store used without --results: $DDBENCH_RESULTS, else ./leaderboard."""
+    return Path(os.environ.get("DDBENCH_RESULTS", "leaderboard")).expanduser()
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator:
+    """Write to a temporary file beside `path` and rename it into place only on success.
+
+    A crash or an exception leaves either the old file or nothing: never half a file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_path(path: str | os.PathLike) -> "_AtomicPath":
+    """Like atomic_write, for libraries that want a file name rather than a handle."""
+    return _AtomicPath(Path(path))
+
+
+class _AtomicPath:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tmp: Path | None = None
+
+    def __enter__(self) -> Path:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".part")
+        os.close(fd)
+        self.tmp = Path(tmp)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        assert self.tmp is not None
+        if exc_type is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)

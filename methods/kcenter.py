@@ -1,0 +1,34 @@
+"""K-center greedy (Sener & Savarese 2018) per class, on the same embedding as herding.
+
+Embedding: penultimate-layer features of the card's ConvNet trained on the full real training
+set (see methods/herding.py; the trained network is shared through the cache). As in DeepCore,
+the first centre is a random point of the class (seeded) and each next centre is the point
+farthest from the chosen ones (Euclidean).
+"""
+from __future__ import annotations
+
+import torch
+
+from ddbench.coreset import k_center_greedy
+from ddbench.data import ImageDataset
+from ddbench.distilled import DistilledSet
+from ddbench.method import DistillContext, Method
+from ddbench.methods.herding import EMBED_DEFAULTS, class_embeddings
+from ddbench.registry import register_method
+
+
+@register_method
+class KCenter(Method):
+    """K-center greedy per class on trained-ConvNet features."""
+
+    name = "kcenter"
+    default_cfg = dict(EMBED_DEFAULTS)
+
+    def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
+        features, labels = class_embeddings(train, ctx)
+        gen = ctx.generator()
+        picks = []
+        for c in range(train.num_classes):
+            pool = torch.nonzero(labels == c).flatten()
+            picks.append(pool[k_center_greedy(features[pool], ipc, gen).to(pool.device)].cpu())
+        return ctx.subset_set(train, torch.cat(picks))

@@ -1,0 +1,1 @@
+"""Protocol cards (TOML), installed as package data of ddbench.protocols."""

@@ -1,0 +1,51 @@
+"""Shared fixtures: a private cache per test session, real data from ../shared/data, CPU options."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+CARDS = Path(__file__).resolve().parent / "cards"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Keep the user's ~/.cache untouched; share one cache across the session (datasets, networks)."""
+    cache = tmp_path_factory.mktemp("ddbench-cache")
+    old = os.environ.get("DDBENCH_CACHE")
+    os.environ["DDBENCH_CACHE"] = str(cache)
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    yield cache
+    if old is None:
+        os.environ.pop("DDBENCH_CACHE", None)
+    else:
+        os.environ["DDBENCH_CACHE"] = old
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not (SHARED_DATA / "mnist.npz").is_file():
+        pytest.skip(f"real datasets not found at {SHARED_DATA} (CI provides ../shared/data)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def card_ipc1():
+    from ddbench.protocol import load_protocol
+
+    return load_protocol(str(CARDS / "digits-ipc1.toml"))
+
+
+@pytest.fixture
+def opts(tmp_path):
+    from ddbench.evaluate import EvalOptions
+    from ddbench.results import ResultStore
+
+    messages: list[str] = []
+    o = EvalOptions(device=torch.device("cpu"), store=ResultStore(tmp_path / "lb"), progress=False, log=messages.append)
+    o.messages = messages  # type: ignore[attr-defined]
+    return o

@@ -1,0 +1,129 @@
+"""The command line: every bad input ends in one line on stderr and exit code 2; the verbs work."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ddbench.cli import main
+
+CARD = str(Path(__file__).parent / "cards" / "digits-ipc1.toml")
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(capsys, *argv: str, match: str) -> None:
+    code, _, err = run(capsys, *argv)
+    assert code == 2, err
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert lines[-1].startswith("ddbench: error: ") and match in lines[-1], lines
+    assert "Traceback" not in err and not any(l.startswith("ddbench: error") for l in lines[:-1])
+
+
+@pytest.fixture
+def fake_mnist_root(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "mnist.npz", x_train=rng.integers(0, 256, (40, 28, 28, 1), dtype=np.uint8),
+             y_train=np.arange(40) % 10, x_test=rng.integers(0, 256, (20, 28, 28, 1), dtype=np.uint8),
+             y_test=np.arange(20) % 10, class_names=np.array([str(i) for i in range(10)]))
+    return tmp_path
+
+
+def test_bad_inputs_exit_2_with_one_line(capsys, tmp_path, fake_mnist_root):
+    res = ["--results", str(tmp_path / "lb"), "--no-progress"]
+    one_line_error(capsys, "evaluate", "--method", "nope", *res, match="unknown method 'nope'")
+    one_line_error(capsys, "evaluate", "--method", "random", "--protocol", "cifar10-ipc7", *res, match="unknown protocol")
+    one_line_error(capsys, "evaluate", "--method", "random", "--arch", "convnot", *res, match="unknown architecture")
+    one_line_error(capsys, "evaluate", "--method", "random", "--protocol", "cifar100-ipc1", "--data-root", str(tmp_path / "empty"),
+                   *res, match="ddbench data prepare cifar100")
+    one_line_error(capsys, "evaluate", "--method", "random", "--cfg", "x", *res, match="KEY=VALUE")
+    one_line_error(capsys, "evaluate", "--method", "random", "--cfg", "x=1", *res, match="has no option")
+    one_line_error(capsys, "evaluate", "--method", "random", "--seeds", "0", *res, match="--seeds")
+    one_line_error(capsys, "evaluate", "--method", "random", "--distilled", "x", *res, match="exactly one")
+    one_line_error(capsys, "evaluate", "--method", "random", "--bogus", *res, match="unrecognized arguments")
+    one_line_error(capsys, "frobnicate", match="invalid choice")
+    one_line_error(capsys, "leaderboard", "--results", str(tmp_path / "none"), match="no result store")
+    one_line_error(capsys, "data", "prepare", "imagenet", match="unknown dataset")
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"\x00" * 64)
+    one_line_error(capsys, "evaluate", "--distilled", str(corrupt), "--protocol", CARD, *res, match="not a readable")
+    one_line_error(capsys, "evaluate", "--distilled", str(corrupt), *res, match="needs --protocol")
+    if not __import__("torch").cuda.is_available():
+        one_line_error(capsys, "evaluate", "--method", "random", "--device", "cuda", *res, match="CUDA is not available")
+    # wrong shapes: an 8×8 digits set offered to the 28×28 MNIST card
+    digits_set = tmp_path / "digits.safetensors"
+    assert run(capsys, "distill", "--method", "random", "--protocol", CARD, "--out", str(digits_set), "--no-progress")[0] == 0
+    one_line_error(capsys, "evaluate", "--distilled", str(digits_set), "--protocol", "mnist-ipc1",
+                   "--data-root", str(fake_mnist_root), *res, match="1×8×8 (C×H×W) but card 'mnist-ipc1'")
+
+
+def test_list_verbs(capsys):
+    code, out, _ = run(capsys, "list", "methods")
+    assert code == 0 and "herding" in out and "forgetting" in out
+    code, out, _ = run(capsys, "list", "protocols", "cifar10-*")
+    assert code == 0 and "cifar10-ipc50" in out and "mnist" not in out
+    code, out, _ = run(capsys, "list", "archs")
+    assert code == 0 and "resnet18" in out and "convnetd4" in out
+    code, out, _ = run(capsys, "list", "datasets")
+    assert code == 0 and "digits" in out and "bundled" in out
+    code, out, _ = run(capsys, "data", "list")
+    assert code == 0 and "data root" in out
+
+
+def test_evaluate_prints_a_table_and_publishes(capsys, tmp_path):
+    lb = str(tmp_path / "lb")
+    code, out, err = run(capsys, "evaluate", "--method", "random", "--protocol", CARD, "--epochs", "20",
+                         "--seeds", "2", "--results", lb, "--no-progress")
+    assert code == 0 and "| digits-ipc1 | random" in out and "seed 1:" in err
+    code, out, _ = run(capsys, "leaderboard", "--results", lb, "--print")
+    assert code == 0 and "not shown" in out  # shortened recipe: kept off the leaderboard
+    code, out, _ = run(capsys, "leaderboard", "--results", lb)
+    assert code == 0 and (tmp_path / "lb" / "LEADERBOARD.md").is_file()
+
+
+def _rows(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.is_file() else []
+
+
+def test_interrupted_and_killed_runs_resume_without_loss_or_duplicates(tmp_path):
+    store = tmp_path / "lb" / "results.jsonl"
+    cmd = [sys.executable, "-m", "ddbench", "evaluate", "--method", "random", "--protocol", CARD, "--epochs", "300",
+           "--seeds", "4", "--batch-mode", "loop", "--results", str(tmp_path / "lb"), "--no-progress"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    def start_and_stop(sig: int, rows_before: int) -> subprocess.CompletedProcess:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        deadline = time.time() + 120
+        while len(_rows(store)) <= rows_before and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+    first = start_and_stop(signal.SIGINT, 0)
+    assert first.returncode == 130, first.stderr
+    assert first.stderr.strip().splitlines()[-1].startswith("ddbench: interrupted;")
+    assert "Traceback" not in first.stderr
+    saved = _rows(store)
+    assert 1 <= len(saved) < 4
+    second = start_and_stop(signal.SIGKILL, len(saved))
+    assert second.returncode == -signal.SIGKILL
+    after_kill = _rows(store)
+    assert after_kill[: len(saved)] == saved and len(after_kill) < 4
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    final = _rows(store)
+    assert final[: len(after_kill)] == after_kill and len(final) == 4
+    import json
+
+    assert sorted(json.loads(line)["seed"] for line in final) == [0, 1, 2, 3]

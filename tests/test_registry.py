@@ -1,0 +1,57 @@
+"""The method registry: decorator, create, wildcard listing, config layers, entry points."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ddbench import registry
+from ddbench.errors import DDBenchError
+from ddbench.method import Method
+from ddbench.protocol import load_protocol
+from ddbench.registry import create_method, list_methods, register_method
+
+
+def test_builtin_methods_are_listed_with_wildcards():
+    names = list_methods()
+    assert {"random", "herding", "kcenter", "forgetting"} <= set(names)
+    assert list_methods("k*") == ["kcenter"]
+
+
+def test_config_layers_and_coercion():
+    @register_method("layered-test")
+    class Layered(Method):
+        default_cfg = {"steps": 10, "lr": 0.1, "flag": False}
+        protocol_cfg = {"cifar10-*": {"steps": 500}}
+
+    m = create_method("layered-test", lr="0.5", flag="true")
+    assert m.config_for(load_protocol("mnist-ipc1")) == {"steps": 10, "lr": 0.5, "flag": True}
+    assert m.config_for(load_protocol("cifar10-ipc10"))["steps"] == 500
+    assert create_method("layered-test", steps="7").config_for(load_protocol("cifar10-ipc10"))["steps"] == 7
+    with pytest.raises(DDBenchError, match="has no option"):
+        create_method("layered-test", stepz=1)
+    with pytest.raises(DDBenchError, match="not a valid int"):
+        create_method("layered-test", steps="many")
+
+
+def test_unknown_method_lists_the_known_ones():
+    with pytest.raises(DDBenchError, match="unknown method 'nope'; known: .*random"):
+        create_method("nope")
+
+
+def test_function_methods_and_entry_points(monkeypatch):
+    def from_plugin(train, ipc, ctx):
+        """A plug-in method from another package."""
+        idx = torch.cat([train.indices_of_class(c)[:ipc] for c in range(train.num_classes)])
+        return ctx.subset_set(train, idx)
+
+    class FakeEntryPoint:
+        name = "plugin-first"
+
+        def load(self):
+            return from_plugin
+
+    monkeypatch.setattr(registry, "entry_points", lambda group: [FakeEntryPoint()] if group == "ddbench.methods" else [])
+    monkeypatch.setattr(registry, "_loaded", False)
+    assert "plugin-first" in list_methods()
+    assert registry.method_summary("plugin-first") == "A plug-in method from another package."
+    registry._REGISTRY.pop("plugin-first")

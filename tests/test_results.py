@@ -1,0 +1,45 @@
+"""The result store: atomic appends, no duplicates, tolerant of a torn last line."""
+from __future__ import annotations
+
+import multiprocessing as mp
+
+from ddbench.results import REQUIRED_FIELDS, ResultStore
+
+
+def row(seed: int, **kw):
+    base = {k: "x" for k in REQUIRED_FIELDS}
+    base.update(run_id="r", protocol="p", protocol_hash="h", arch="a", seed=seed, accuracy=50.0)
+    base.update(kw)
+    return base
+
+
+def test_append_skips_present_rows(tmp_path):
+    store = ResultStore(tmp_path)
+    assert store.append([row(0), row(1)]) == 2
+    assert store.append([row(1), row(2)]) == 1
+    assert [r["seed"] for r in store.rows()] == [0, 1, 2]
+
+
+def test_torn_last_line_is_ignored_and_never_glued(tmp_path):
+    store = ResultStore(tmp_path)
+    store.append([row(0)])
+    with open(store.path, "ab") as f:
+        f.write(b'{"run_id": "r", "proto')  # a crash mid-write
+    assert [r["seed"] for r in store.rows()] == [0]
+    store.append([row(1)])
+    assert [r["seed"] for r in store.rows()] == [0, 1]
+
+
+def _writer(path, start):
+    store = ResultStore(path)
+    for s in range(start, start + 25):
+        store.append([row(s)])
+
+
+def test_concurrent_writers_lose_nothing(tmp_path):
+    procs = [mp.Process(target=_writer, args=(tmp_path, k * 25)) for k in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    assert sorted(r["seed"] for r in ResultStore(tmp_path).rows()) == list(range(100))
