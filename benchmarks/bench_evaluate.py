@@ -36,6 +36,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def _mean_std(accs: list[float]) -> str:
+    return f"{100 * statistics.mean(accs):.2f} ± {100 * statistics.pstdev(accs):.2f}"
+
+
 def bench(dataset: str, ipc: int, seeds: int, epochs: int, device: torch.device, data_root, modes) -> list[list]:
     card = load_protocol(CARDS[dataset].format(ipc))
     train = load_dataset(dataset, data_root)
@@ -55,7 +59,7 @@ def bench(dataset: str, ipc: int, seeds: int, epochs: int, device: torch.device,
                             epochs, recipe.lr, recipe.dsa_strategy, device) for s in range(seeds)]
     _sync(device)
     plain_s = time.perf_counter() - start
-    rows.append([dataset, ipc, "plain (DC/MTT style)", f"{100 * statistics.mean(plain):.2f} ± {100 * statistics.pstdev(plain):.2f}", f"{plain_s:.1f}", "1.00"])
+    rows.append([dataset, ipc, "plain (DC/MTT style)", _mean_std(plain), f"{plain_s:.1f}", "1.00"])
 
     for mode in modes:
         _sync(device)
@@ -65,8 +69,7 @@ def bench(dataset: str, ipc: int, seeds: int, epochs: int, device: torch.device,
         accs = [accuracy(m, x_test, y_test) for m in result.models]
         _sync(device)
         ours_s = time.perf_counter() - start
-        rows.append([dataset, ipc, f"ddbench ({mode} → {result.mode})", f"{100 * statistics.mean(accs):.2f} ± {100 * statistics.pstdev(accs):.2f}",
-                     f"{ours_s:.1f}", f"{plain_s / ours_s:.2f}"])
+        rows.append([dataset, ipc, f"ddbench ({mode} → {result.mode})", _mean_std(accs), f"{ours_s:.1f}", f"{plain_s / ours_s:.2f}"])
     return rows
 
 

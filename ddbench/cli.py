@@ -5,7 +5,6 @@ import argparse
 import fnmatch
 import os
 import sys
-from pathlib import Path
 from typing import Any, Sequence
 
 from ddbench.errors import DDBenchError
@@ -131,10 +130,10 @@ def cmd_distill(args: argparse.Namespace) -> int:
     opts = EvalOptions(device=pick_device(args.device), store=ResultStore(default_results_dir()),
                        data_root=args.data_root, progress=not args.no_progress, log=_log)
     train = load_dataset(card.dataset, args.data_root)
-    dset, seconds = distill_cached(method, card, train, args.seed, opts)
+    dset = distill_cached(method, card, train, args.seed, opts)
     out = dset.save(args.out)
     print(f"wrote {out}: {len(dset.images)} images {'×'.join(map(str, dset.image_shape))}, {dset.label_mode} labels, "
-          f"set id {dset.set_id} ({seconds:.1f} s)")
+          f"set id {dset.set_id} (distilled in {dset.extra.get('distill_time_s', 0):.1f} s)")
     return 0
 
 
@@ -155,7 +154,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         for pid in list_protocols(pattern):
             c = load_protocol(pid)
             table.append([pid, c.dataset, c.ipc, ",".join(c.archs), c.seeds, c.train.epochs, c.train.augment, c.labels, c.hash])
-        print(tabulate(table, headers=["protocol", "dataset", "ipc", "archs", "seeds", "epochs", "augment", "labels", "hash"], tablefmt="github"))
+        headers = ["protocol", "dataset", "ipc", "archs", "seeds", "epochs", "augment", "labels", "hash"]
+        print(tabulate(table, headers=headers, tablefmt="github"))
     elif args.what == "archs":
         import timm
 
@@ -204,8 +204,9 @@ def cmd_data(args: argparse.Namespace) -> int:
         raise DDBenchError(f"data prepare needs a dataset name: one of {', '.join(list_datasets())}")
     ds = prepare_dataset(args.name, args.data_root)
     st = dataset_status(ds.name, args.data_root)
-    print(f"{ds.name}: {len(ds.x_train)} train / {len(ds.x_test)} test images, "
-          f"{ds.channels}×{ds.image_size[0]}×{ds.image_size[1]}, {ds.num_classes} classes, from {st['where']} (cached)")
+    shape = f"{ds.channels}×{ds.image_size[0]}×{ds.image_size[1]}"
+    print(f"{ds.name}: {len(ds.x_train)} train / {len(ds.x_test)} test images, {shape}, {ds.num_classes} classes, "
+          f"from {st['where']} (cached)")
     return 0
 
 

@@ -1,7 +1,18 @@
 """Greedy coreset selection on feature vectors: herding and k-center."""
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
+
+
+def select_per_class(labels: torch.Tensor, num_classes: int, select: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Concatenate, class by class, the indices `select(pool)` picks from that class's index pool."""
+    picks = []
+    for c in range(num_classes):
+        pool = torch.nonzero(labels == c).flatten()
+        picks.append(pool[select(pool).to(pool.device)].cpu())
+    return torch.cat(picks)
 
 
 def herding(features: torch.Tensor, budget: int) -> torch.Tensor:

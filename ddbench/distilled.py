@@ -64,7 +64,8 @@ class DistilledSet:
             raise DDBenchError(f"distilled set: label_mode must be hard, soft or regression, got '{self.label_mode}'")
         if self.label_mode == "hard":
             if self.labels.shape != (n,) or self.labels.dtype != torch.int64:
-                raise DDBenchError(f"distilled set: hard labels must be int64 (N,) = ({n},), got {self.labels.dtype} {tuple(self.labels.shape)}")
+                raise DDBenchError(f"distilled set: hard labels must be int64 (N,) = ({n},), "
+                                   f"got {self.labels.dtype} {tuple(self.labels.shape)}")
             if n and (self.labels.min() < 0 or self.labels.max() >= self.num_classes):
                 raise DDBenchError(f"distilled set: labels must lie in [0, {self.num_classes})")
         elif self.labels.dim() != 2 or len(self.labels) != n:

@@ -73,11 +73,16 @@ def check_fits(dset: DistilledSet, card: ProtocolCard, train: ImageDataset) -> N
         raise DDBenchError(f"soft labels have {dset.labels.shape[1]} columns; {card.dataset} has {train.num_classes} classes")
 
 
+_ZCA_FITS: dict[tuple, ZCA] = {}
+
+
 def _training_space(dset: DistilledSet, card: ProtocolCard, train: ImageDataset) -> tuple[torch.Tensor, ImageSpace]:
     """The set's images and the space the test set must be mapped into (ZCA fitted if the card asks)."""
     if card.zca and dset.space.zca is None:
-        plain = ImageSpace(dset.space.mean, dset.space.std)
-        zca = ZCA.fit(plain.from_uint8(train.x_train))
+        key = (train.name, train.source, dset.space.mean, dset.space.std)
+        if key not in _ZCA_FITS:  # one fit on the training set per process, shared by every set
+            _ZCA_FITS[key] = ZCA.fit(ImageSpace(dset.space.mean, dset.space.std).from_uint8(train.x_train))
+        zca = _ZCA_FITS[key]
         return zca.apply(dset.images), ImageSpace(dset.space.mean, dset.space.std, zca)
     return dset.images, dset.space
 
@@ -162,7 +167,7 @@ class _Clock:
 
 
 def _run_jobs(jobs: list[_Job], card: ProtocolCard, train: ImageDataset, opts: EvalOptions,
-              base_row: dict[str, Any], distill_seconds: dict[int, float]) -> None:
+              base_row: dict[str, Any]) -> None:
     """Train and test every job, appending each network's row as soon as it is done."""
     device = opts.device
     test_sets: dict[ImageSpace, torch.Tensor] = {}
@@ -192,7 +197,7 @@ def _run_jobs(jobs: list[_Job], card: ProtocolCard, train: ImageDataset, opts: E
                 opts.store.append([{
                     **base_row, "method": p.dset.method, "method_config": p.dset.method_config,
                     "set_id": p.dset.set_id, "distill_seed": p.dset.distill_seed,
-                    "distill_time_s": round(distill_seconds.get(p.dset.distill_seed, 0.0), 3),
+                    "distill_time_s": p.dset.extra.get("distill_time_s"),
                     "arch": job.arch, "seed": seeds[k], "accuracy": round(100.0 * acc, 4), "n_test": len(y_test),
                     "label_mode": p.label_mode, "lr": p.lr, "learned_lr_used": p.lr != card.train.lr,
                     "batch_mode": f"vmap{len(seeds)}" if mode == "vmap" else "loop",
@@ -240,12 +245,14 @@ def evaluate_set(dset: DistilledSet, card: ProtocolCard, opts: EvalOptions) -> l
     check_fits(dset, card, train)
     run_id = f"set-{dset.set_id}"
     jobs = [_Job(arch, seeds, [dset]) for arch, seeds in _pending(card, run_id, opts)]
-    _run_jobs(jobs, card, train, opts, _base_row(card, run_id, opts.device), {})
+    _run_jobs(jobs, card, train, opts, _base_row(card, run_id, opts.device))
     return _collect(card, run_id, opts)
 
 
-def distill_cached(method: Method, card: ProtocolCard, train: ImageDataset, seed: int, opts: EvalOptions) -> tuple[DistilledSet, float]:
-    """Distil with `seed`, reusing a set cached from an earlier (possibly interrupted) run."""
+def distill_cached(method: Method, card: ProtocolCard, train: ImageDataset, seed: int, opts: EvalOptions) -> DistilledSet:
+    """Distil with `seed`, reusing a set cached from an earlier (possibly interrupted) run.
+
+    The set records its distillation wall time in `extra["distill_time_s"]`."""
     config = method.config_for(card)
     space = card_space(card, train)
     key = config_hash(method.name, {"config": config, "dataset": train.name, "source": train.source, "ipc": card.ipc,
@@ -253,17 +260,16 @@ def distill_cached(method: Method, card: ProtocolCard, train: ImageDataset, seed
     path = opts.cache_dir / "sets" / f"{method.name}-{card.dataset}-ipc{card.ipc}-seed{seed}-{key}.safetensors"
     if path.is_file():
         try:
-            return DistilledSet.load(path), 0.0
+            return DistilledSet.load(path)
         except DDBenchError:
             path.unlink(missing_ok=True)
     ctx = DistillContext(card=card, device=opts.device, seed=seed, config=config, space=space,
                          method_name=method.name, cache_dir=opts.cache_dir, progress=opts.progress, log=opts.log)
     start = time.perf_counter()
     dset = method.distill(train, card.ipc, ctx)
-    seconds = time.perf_counter() - start
-    dset.extra.setdefault("distill_time_s", round(seconds, 3))
+    dset.extra.setdefault("distill_time_s", round(time.perf_counter() - start, 3))
     dset.save(path)
-    return dset, seconds
+    return dset
 
 
 def evaluate_method(method: Method, card: ProtocolCard, opts: EvalOptions) -> list[dict[str, Any]]:
@@ -276,19 +282,18 @@ def evaluate_method(method: Method, card: ProtocolCard, opts: EvalOptions) -> li
     if not pending:
         return _collect(card, run_id, opts)
     train = load_dataset(card.dataset, opts.data_root)
-    seconds: dict[int, float] = {}
     sets: dict[int, DistilledSet] = {}
 
     def set_for(seed: int) -> DistilledSet:
         if seed not in sets:
-            sets[seed], seconds[seed] = distill_cached(method, card, train, seed, opts)
+            sets[seed] = distill_cached(method, card, train, seed, opts)
         return sets[seed]
 
     if method.one_set_per_seed:
         jobs = [_Job(arch, seeds, [set_for(s) for s in seeds]) for arch, seeds in pending]
     else:
         jobs = [_Job(arch, seeds, [set_for(0)]) for arch, seeds in pending]
-    _run_jobs(jobs, card, train, opts, _base_row(card, run_id, opts.device), seconds)
+    _run_jobs(jobs, card, train, opts, _base_row(card, run_id, opts.device))
     return _collect(card, run_id, opts)
 
 

@@ -6,13 +6,13 @@ deviations are population std (ddof = 0), the field's convention (numpy's defaul
 """
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import tomllib
 from tabulate import tabulate
 
 from ddbench.errors import DDBenchError

@@ -11,11 +11,12 @@ import dataclasses
 import fnmatch
 import hashlib
 import json
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from ddbench.errors import DDBenchError
 

@@ -28,6 +28,9 @@ from ddbench.train import Streams, init_network
 
 BatchHook = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]  # (indices, logits, labels)
 
+# The method options that configure the real-data network (shared by herding, k-center, forgetting).
+SELECTION_OPTIONS = {"embed_arch": "", "embed_epochs": 40, "embed_lr": 0.1, "embed_batch": 256}
+
 
 @dataclass(frozen=True)
 class RealTrainRecipe:
@@ -38,6 +41,12 @@ class RealTrainRecipe:
     nesterov: bool = True
     weight_decay: float = 5e-4
     cosine: bool = True
+
+
+def selection_setup(cfg: dict, default_arch: str) -> tuple[str, "RealTrainRecipe"]:
+    """(arch, recipe) from a method's SELECTION_OPTIONS; the arch defaults to the card's first."""
+    recipe = RealTrainRecipe(epochs=cfg["embed_epochs"], lr=cfg["embed_lr"], batch_size=cfg["embed_batch"])
+    return cfg["embed_arch"] or default_arch, recipe
 
 
 def train_on_real(arch: str, train: ImageDataset, space: ImageSpace, recipe: RealTrainRecipe, seed: int,

@@ -130,7 +130,6 @@ def train_networks(
     `on_trained(i, model)` is called as soon as seed i's network is done (in eval mode), so callers
     can save its result before the next one starts.
     """
-    device = images.device
     seeds = list(seeds)
     if not per_seed_data:
         images, targets = images.unsqueeze(0), targets.unsqueeze(0)

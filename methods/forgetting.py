@@ -15,7 +15,7 @@ import torch
 from ddbench.data import ImageDataset
 from ddbench.distilled import DistilledSet
 from ddbench.method import DistillContext, Method
-from ddbench.realtrain import RealTrainRecipe, train_on_real
+from ddbench.realtrain import SELECTION_OPTIONS, RealTrainRecipe, selection_setup, train_on_real
 from ddbench.registry import register_method
 
 
@@ -38,12 +38,11 @@ class Forgetting(Method):
     """The most-forgotten real images per class (Toneva et al.)."""
 
     name = "forgetting"
-    default_cfg = {"embed_arch": "", "embed_epochs": 40, "embed_lr": 0.1, "embed_batch": 256}
+    default_cfg = dict(SELECTION_OPTIONS)
 
     def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
-        cfg = ctx.config
-        recipe = RealTrainRecipe(epochs=cfg["embed_epochs"], lr=cfg["embed_lr"], batch_size=cfg["embed_batch"])
-        events = forgetting_events(train, ctx, cfg["embed_arch"] or ctx.card.archs[0], recipe)
+        arch, recipe = selection_setup(ctx.config, ctx.card.archs[0])
+        events = forgetting_events(train, ctx, arch, recipe)
         gen = ctx.generator()
         picks = []
         for c in range(train.num_classes):

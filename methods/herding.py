@@ -14,21 +14,17 @@ from __future__ import annotations
 
 import torch
 
-from ddbench.coreset import herding
+from ddbench.coreset import herding, select_per_class
 from ddbench.data import ImageDataset
 from ddbench.distilled import DistilledSet
 from ddbench.method import DistillContext, Method
-from ddbench.realtrain import RealTrainRecipe, cached_real_network, embed
+from ddbench.realtrain import SELECTION_OPTIONS, cached_real_network, embed, selection_setup
 from ddbench.registry import register_method
-
-EMBED_DEFAULTS = {"embed_arch": "", "embed_epochs": 40, "embed_lr": 0.1, "embed_batch": 256}
 
 
 def class_embeddings(train: ImageDataset, ctx: DistillContext) -> tuple[torch.Tensor, torch.Tensor]:
     """Features of every training image from the cached real-data network, and the training labels."""
-    cfg = ctx.config
-    arch = cfg["embed_arch"] or ctx.card.archs[0]
-    recipe = RealTrainRecipe(epochs=cfg["embed_epochs"], lr=cfg["embed_lr"], batch_size=cfg["embed_batch"])
+    arch, recipe = selection_setup(ctx.config, ctx.card.archs[0])
     model = cached_real_network(arch, train, ctx.space, recipe, ctx.seed, ctx.device, ctx.cache_dir,
                                 progress=ctx.progress, log=ctx.log)
     features = embed(model, ctx.space.from_uint8(train.x_train, ctx.device))
@@ -40,12 +36,9 @@ class Herding(Method):
     """Herding per class on trained-ConvNet features."""
 
     name = "herding"
-    default_cfg = dict(EMBED_DEFAULTS)
+    default_cfg = dict(SELECTION_OPTIONS)
 
     def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
         features, labels = class_embeddings(train, ctx)
-        picks = []
-        for c in range(train.num_classes):
-            pool = torch.nonzero(labels == c).flatten()
-            picks.append(pool[herding(features[pool], ipc).to(pool.device)].cpu())
-        return ctx.subset_set(train, torch.cat(picks))
+        picks = select_per_class(labels, train.num_classes, lambda pool: herding(features[pool], ipc))
+        return ctx.subset_set(train, picks)

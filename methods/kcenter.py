@@ -7,13 +7,13 @@ farthest from the chosen ones (Euclidean).
 """
 from __future__ import annotations
 
-import torch
+from ddbench.methods.herding import class_embeddings
 
-from ddbench.coreset import k_center_greedy
+from ddbench.coreset import k_center_greedy, select_per_class
 from ddbench.data import ImageDataset
 from ddbench.distilled import DistilledSet
 from ddbench.method import DistillContext, Method
-from ddbench.methods.herding import EMBED_DEFAULTS, class_embeddings
+from ddbench.realtrain import SELECTION_OPTIONS
 from ddbench.registry import register_method
 
 
@@ -22,13 +22,10 @@ class KCenter(Method):
     """K-center greedy per class on trained-ConvNet features."""
 
     name = "kcenter"
-    default_cfg = dict(EMBED_DEFAULTS)
+    default_cfg = dict(SELECTION_OPTIONS)
 
     def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
         features, labels = class_embeddings(train, ctx)
         gen = ctx.generator()
-        picks = []
-        for c in range(train.num_classes):
-            pool = torch.nonzero(labels == c).flatten()
-            picks.append(pool[k_center_greedy(features[pool], ipc, gen).to(pool.device)].cpu())
-        return ctx.subset_set(train, torch.cat(picks))
+        picks = select_per_class(labels, train.num_classes, lambda pool: k_center_greedy(features[pool], ipc, gen))
+        return ctx.subset_set(train, picks)

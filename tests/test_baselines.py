@@ -23,12 +23,13 @@ BASELINES = ["random", "herding", "kcenter", "forgetting"]
 
 @pytest.fixture(scope="module")
 def ipc1_means(tmp_path_factory):
+    from pathlib import Path
+
     import torch
 
     from ddbench.evaluate import EvalOptions, evaluate_method
     from ddbench.protocol import load_protocol as load
     from ddbench.results import ResultStore
-    from pathlib import Path
 
     card = load(str(Path(__file__).parent / "cards" / "digits-ipc1.toml"))
     opts = EvalOptions(device=torch.device("cpu"), store=ResultStore(tmp_path_factory.mktemp("lb")),
@@ -68,9 +69,10 @@ def test_every_baseline_runs_on_every_supervised_card(protocol, tmp_path, opts):
     _fake_like(card, tmp_path, per_class=3)
     train = load_dataset(card.dataset, tmp_path)
     for name in BASELINES:
-        method = create_method(name) if name == "random" else create_method(name, embed_epochs=1, embed_arch="convnetw32" if card.dataset == "tinyimagenet" else "")
+        small_net = "convnetw32" if card.dataset == "tinyimagenet" else ""
+        method = create_method(name) if name == "random" else create_method(name, embed_epochs=1, embed_arch=small_net)
         if name == "random" or card.ipc == 1:  # networks for the other baselines train once per dataset
-            dset, _ = distill_cached(method, small, train, 0, opts)
+            dset = distill_cached(method, small, train, 0, opts)
             assert dset.images.shape[0] == 2 * train.num_classes
             assert dset.image_shape == (train.channels, *train.image_size)
             assert sorted(dset.labels.tolist()) == sorted(list(range(train.num_classes)) * 2)

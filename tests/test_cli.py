@@ -25,9 +25,9 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 def one_line_error(capsys, *argv: str, match: str) -> None:
     code, _, err = run(capsys, *argv)
     assert code == 2, err
-    lines = [l for l in err.splitlines() if l.strip()]
+    lines = [line for line in err.splitlines() if line.strip()]
     assert lines[-1].startswith("ddbench: error: ") and match in lines[-1], lines
-    assert "Traceback" not in err and not any(l.startswith("ddbench: error") for l in lines[:-1])
+    assert "Traceback" not in err and not any(line.startswith("ddbench: error") for line in lines[:-1])
 
 
 @pytest.fixture

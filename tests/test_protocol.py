@@ -1,6 +1,8 @@
 """Protocol cards: every card loads, hashes are stable content hashes, overrides are recorded."""
 from __future__ import annotations
 
+from importlib import resources
+
 import pytest
 
 from ddbench.errors import DDBenchError
@@ -25,8 +27,8 @@ def test_hash_is_stable_and_content_based(tmp_path):
     a = load_protocol("mnist-ipc10")
     assert a.hash == load_protocol("mnist-ipc10").hash
     assert a.hash != load_protocol("mnist-ipc50").hash
-    text = (tmp_path / "x.toml")
-    source = __import__("importlib.resources", fromlist=["files"]).files("ddbench.protocols").joinpath("mnist-ipc10.toml").read_text()
+    text = tmp_path / "x.toml"
+    source = resources.files("ddbench.protocols").joinpath("mnist-ipc10.toml").read_text()
     text.write_text("# a new comment\n" + source)
     assert load_protocol(str(text)).hash == a.hash  # comments do not change it
     text.write_text(source.replace("lr = 0.01", "lr = 0.02"))
@@ -43,16 +45,19 @@ def test_overrides_change_the_hash_and_are_recorded():
     assert card.with_overrides(epochs=None) is card
 
 
+HEAD = 'id = "bad"\nversion = 1\nkind = "supervised"\ndataset = "digits"\nipc = 1\narchs = ["convnet"]\nseeds = 1\n'
+
+
 def test_bad_cards_are_refused(tmp_path):
     with pytest.raises(DDBenchError, match="unknown protocol 'cifar10-ipc7'"):
         load_protocol("cifar10-ipc7")
     bad = tmp_path / "bad.toml"
-    bad.write_text('id = "bad"\nversion = 1\nkind = "supervised"\ndataset = "digits"\nipc = 1\narchs = ["convnet"]\nseeds = 1\nlabels = "fuzzy"\n')
+    bad.write_text(HEAD + 'labels = "fuzzy"\n')
     with pytest.raises(DDBenchError, match="labels must be one of"):
         load_protocol(str(bad))
     bad.write_text("id = [unclosed")
     with pytest.raises(DDBenchError, match="not valid TOML"):
         load_protocol(str(bad))
-    bad.write_text('id = "x"\nversion = 1\nkind = "supervised"\ndataset = "digits"\nipc = 1\narchs = ["convnet"]\nseeds = 1\nbogus = 3\n')
+    bad.write_text(HEAD + "bogus = 3\n")
     with pytest.raises(DDBenchError, match="malformed"):
         load_protocol(str(bad))

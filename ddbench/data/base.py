@@ -32,7 +32,8 @@ class Splits:
             if len(y) and (y.min() < 0 or y.max() >= len(self.class_names)):
                 raise DDBenchError(f"{name}: {source}: y_{split} labels must lie in [0, {len(self.class_names)})")
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
-            raise DDBenchError(f"{name}: {source}: train images {self.x_train.shape[1:]} and test images {self.x_test.shape[1:]} differ in shape")
+            raise DDBenchError(f"{name}: {source}: train images {self.x_train.shape[1:]} and test images "
+                               f"{self.x_test.shape[1:]} differ in shape")
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,8 @@ def read_npz(path: Path, name: str) -> Splits:
     except DDBenchError:
         raise
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
-        raise DDBenchError(f"{name}: {path} is corrupt or truncated ({type(exc).__name__}: {exc}); delete it and prepare it again") from None
+        raise DDBenchError(f"{name}: {path} is corrupt or truncated ({type(exc).__name__}: {exc}); "
+                           "delete it and prepare it again") from None
     y_train = arrays["y_train"].astype(np.int64).reshape(-1)
     y_test = arrays["y_test"].astype(np.int64).reshape(-1)
     if class_names is None:
