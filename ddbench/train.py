@@ -24,7 +24,7 @@ from torch.func import functional_call, stack_module_state
 from tqdm.auto import tqdm
 
 from ddbench.augment import DSA
-from ddbench.models import create_network, is_convnet
+from ddbench.models import create_network
 from ddbench.protocol import TrainRecipe
 
 MODES = ("auto", "loop", "vmap")
@@ -63,8 +63,12 @@ def loss_function(label_mode: str) -> LossFn:
 
 def vmappable(model: nn.Module) -> bool:
     """Stacked training needs modules without running statistics or dropout randomness."""
-    return not any(isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.Dropout)) and
-                   (not isinstance(m, nn.Dropout) or m.p > 0) for m in model.modules())
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            return False
+        if isinstance(module, nn.Dropout) and module.p > 0:
+            return False
+    return True
 
 
 @dataclass
@@ -214,6 +218,9 @@ def _train_stacked(models, seeds, images, targets, loss_fn, recipe, lr, augment,
 
 
 _MODE_CACHE: dict[tuple, str] = {}
+# Below this many passes "auto" does not time: it takes the loop on a CPU (measured faster, see
+# benchmarks/RESULTS.md) and the stacked run on a GPU, where it saves kernel launches.
+SHORT_RECIPE = 400
 
 
 def choose_mode(requested: str, arch: str, seeds: Sequence[int], images: torch.Tensor, targets: torch.Tensor,
@@ -222,7 +229,8 @@ def choose_mode(requested: str, arch: str, seeds: Sequence[int], images: torch.T
     """The way `train_networks` will train: "loop" or "vmap".
 
     "auto" times a few passes of each on throwaway networks and keeps the faster (cached per
-    shape); "vmap" falls back to "loop" for a single seed or an architecture with BatchNorm.
+    shape); recipes shorter than SHORT_RECIPE passes are not timed (see there). "vmap" falls
+    back to "loop" for a single seed or an architecture with BatchNorm.
     """
     if requested not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
@@ -235,6 +243,8 @@ def choose_mode(requested: str, arch: str, seeds: Sequence[int], images: torch.T
         return "loop"
     if requested == "vmap":
         return "vmap"
+    if recipe.epochs + 1 < SHORT_RECIPE:  # timing would cost a sizeable share of a short run
+        return "vmap" if images.device.type == "cuda" else "loop"
     return _time_modes(arch, list(seeds), images, targets, label_mode, recipe, lr, num_classes, augment)
 
 
@@ -286,4 +296,4 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 10
     return correct / max(1, len(x))
 
 
-__all__ = ["train_networks", "accuracy", "init_network", "loss_function", "Streams", "TrainResult", "MODES", "is_convnet"]
+__all__ = ["train_networks", "choose_mode", "accuracy", "init_network", "loss_function", "Streams", "TrainResult", "MODES"]
