@@ -96,6 +96,10 @@ class _Stacked:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward(self.params, self.buffers, x)
 
+    def flat(self) -> torch.Tensor:
+        """(S, P): each network's parameters as one vector, in `named_parameters` order."""
+        return torch.cat([v.detach().flatten(1) for v in self.params.values()], dim=1)
+
     def unstack(self) -> list[nn.Module]:
         for i, model in enumerate(self.models):
             model.load_state_dict({k: v[i].detach() for k, v in {**self.params, **self.buffers}.items()})
@@ -165,12 +169,23 @@ def train_networks(
     return TrainResult(trained, mode, time.perf_counter() - start)
 
 
-def _train_one(model, seed, images, targets, loss_fn, recipe, lr, augment, bar, epochs: int | None = None) -> nn.Module:
+Snapshot = Callable[[int, torch.Tensor], None]  # (epochs done, flat parameters (S, P))
+
+
+def flat_parameters(model: nn.Module) -> torch.Tensor:
+    """All parameters in `named_parameters` order, as one detached vector."""
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def _train_one(model, seed, images, targets, loss_fn, recipe, lr, augment, bar, epochs: int | None = None,
+               snapshot: Snapshot | None = None) -> nn.Module:
     device = images.device
     model = model.to(device).train()
     streams = Streams.for_seed(seed, device)
     opt = _optimizer(model.parameters(), lr, recipe)
     n = len(images)
+    if snapshot:
+        snapshot(0, flat_parameters(model).unsqueeze(0))
     for ep in range(recipe.epochs + 1 if epochs is None else epochs):
         perm = torch.randperm(n, generator=streams.device, device=device)
         for lo, hi in _batches(n, recipe.batch_size):
@@ -185,11 +200,14 @@ def _train_one(model, seed, images, targets, loss_fn, recipe, lr, augment, bar, 
         if ep == recipe.decay_after:
             lr *= recipe.lr_decay_factor
             opt = _optimizer(model.parameters(), lr, recipe)
+        if snapshot:
+            snapshot(ep + 1, flat_parameters(model).unsqueeze(0))
         bar.update(1)
     return model
 
 
-def _train_stacked(models, seeds, images, targets, loss_fn, recipe, lr, augment, bar, epochs: int | None = None) -> list[nn.Module]:
+def _train_stacked(models, seeds, images, targets, loss_fn, recipe, lr, augment, bar, epochs: int | None = None,
+                   snapshot: Snapshot | None = None) -> list[nn.Module]:
     """`images` (1 or S, N, C, H, W): one dataset shared by all models, or one per model."""
     device = images.device
     stacked = _Stacked(models, device)
@@ -197,6 +215,8 @@ def _train_stacked(models, seeds, images, targets, loss_fn, recipe, lr, augment,
     opt = _optimizer(list(stacked.params.values()), lr, recipe)
     n, count = images.shape[1], len(seeds)
     which = torch.arange(count, device=device).view(-1, 1) % len(images)
+    if snapshot:
+        snapshot(0, stacked.flat())
     for ep in range(recipe.epochs + 1 if epochs is None else epochs):
         perms = torch.stack([torch.randperm(n, generator=s.device, device=device) for s in streams])
         for lo, hi in _batches(n, recipe.batch_size):
@@ -213,8 +233,41 @@ def _train_stacked(models, seeds, images, targets, loss_fn, recipe, lr, augment,
         if ep == recipe.decay_after:
             lr *= recipe.lr_decay_factor
             opt = _optimizer(list(stacked.params.values()), lr, recipe)
+        if snapshot:
+            snapshot(ep + 1, stacked.flat())
         bar.update(1)
     return stacked.unstack()
+
+
+def train_trajectories(arch: str, seeds: Sequence[int], images: torch.Tensor, targets: torch.Tensor, recipe: TrainRecipe,
+                       epochs: int, num_classes: int, augment: DSA | None, mode: str = "auto", progress: bool = True,
+                       desc: str = "") -> list[torch.Tensor]:
+    """Train one network per seed for exactly `epochs` passes and return each one's trajectory:
+    its flat parameters before training and after every pass, (epochs + 1, P) on the CPU."""
+    seeds = list(seeds)
+    shared_x, shared_y = images.unsqueeze(0), targets.unsqueeze(0)
+    in_chans, img_size = images.shape[1], tuple(images.shape[2:])
+    models = [init_network(arch, s, num_classes, in_chans, img_size) for s in seeds]
+    mode = choose_mode(mode, arch, seeds, shared_x, shared_y, "hard", recipe, recipe.lr, num_classes, augment,
+                       per_seed_data=True, stackable=len(seeds) > 1 and vmappable(models[0]))
+    loss_fn = loss_function("hard")
+    frames: list[list[torch.Tensor]] = [[] for _ in seeds]
+    bar = tqdm(total=epochs * (1 if mode == "vmap" else len(seeds)), desc=desc or arch, unit="ep",
+               disable=not progress, leave=False, mininterval=1.0)
+    try:
+        if mode == "vmap":
+            def keep(_: int, flat: torch.Tensor) -> None:
+                for i, row in enumerate(flat.cpu()):
+                    frames[i].append(row)
+
+            _train_stacked(models, seeds, shared_x, shared_y, loss_fn, recipe, recipe.lr, augment, bar, epochs=epochs, snapshot=keep)
+        else:
+            for i, (model, seed) in enumerate(zip(models, seeds)):
+                _train_one(model, seed, images, targets, loss_fn, recipe, recipe.lr, augment, bar, epochs=epochs,
+                           snapshot=lambda _, flat, i=i: frames[i].append(flat[0].cpu()))
+    finally:
+        bar.close()
+    return [torch.stack(f) for f in frames]
 
 
 _MODE_CACHE: dict[tuple, str] = {}
@@ -296,4 +349,5 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 10
     return correct / max(1, len(x))
 
 
-__all__ = ["train_networks", "choose_mode", "accuracy", "init_network", "loss_function", "Streams", "TrainResult", "MODES"]
+__all__ = ["train_networks", "train_trajectories", "flat_parameters", "choose_mode", "accuracy", "init_network",
+           "loss_function", "Streams", "TrainResult", "MODES"]

@@ -1,9 +1,9 @@
 """The baselines on real data (scikit-learn digits, IPC 1, 5 seeds, 300 epochs with DSA).
 
-Measured on this code (CPU, torch 2.14.1): random 69.6 ± 3.8, herding 82.1 ± 2.0, k-center
-71.4 ± 1.5, forgetting 41.7 ± 0.7 (mean ± std over seeds 0-4). The same ordering as the field's
+Measured on this code (CPU, torch 2.14.1, ConvNet-1): random 69.2 ± 3.9, herding 88.3 ± 0.5,
+k-center 70.3 ± 1.3, forgetting 51.0 ± 1.1 (mean ± std over seeds 0-4). The same ordering as the field's
 MNIST IPC 1 numbers (herding 89.2 > random 64.9 > forgetting 35.5). The asserted margins are
-half the measured gaps, so they hold across machines but fail if a baseline breaks.
+about half the measured gaps, so they hold across machines but fail if a baseline breaks.
 """
 from __future__ import annotations
 
@@ -38,12 +38,12 @@ def ipc1_means(tmp_path_factory):
 
 
 def test_herding_beats_random_at_ipc1(ipc1_means):
-    assert ipc1_means["herding"] > ipc1_means["random"] + 6.0, ipc1_means
+    assert ipc1_means["herding"] > ipc1_means["random"] + 9.0, ipc1_means
 
 
 def test_random_and_kcenter_beat_forgetting_at_ipc1(ipc1_means):
-    assert ipc1_means["random"] > ipc1_means["forgetting"] + 14.0, ipc1_means
-    assert ipc1_means["kcenter"] > ipc1_means["forgetting"] + 14.0, ipc1_means
+    assert ipc1_means["random"] > ipc1_means["forgetting"] + 9.0, ipc1_means
+    assert ipc1_means["kcenter"] > ipc1_means["forgetting"] + 9.0, ipc1_means
 
 
 def test_every_baseline_beats_chance(ipc1_means):

@@ -45,5 +45,5 @@ def test_first_readme_command_runs_the_main_job(tmp_path):
     exe = shutil.which("ddbench") or pytest.skip("the ddbench console script is not installed")
     done = subprocess.run([exe, *job[1:], "--no-progress"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert "| digits-quick | random   | convnet |" in done.stdout and "quick card" in done.stderr
+    assert "| digits-quick | random   | convnetd1 |" in done.stdout and "quick card" in done.stderr
     assert len((tmp_path / "leaderboard" / "results.jsonl").read_text().splitlines()) == 5

@@ -1,0 +1,65 @@
+"""Unrolled training of a student network on synthetic data, differentiable end to end.
+
+`FlatNetwork` drives an architecture from one flat parameter vector through
+`torch.func.functional_call` (views into the vector; no copies into a module), so a sequence of
+SGD steps θ_{k+1} = θ_k − η ∇ℓ(θ_k) stays one autograd graph from the synthetic images and the
+step size η to the final parameters. `trajectory_matching_loss` is MTT's objective on top of it.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from ddbench.augment import DSA
+from ddbench.errors import DDBenchError
+from ddbench.models import create_network
+
+
+class FlatNetwork:
+    """An architecture evaluated at a flat parameter vector (named_parameters order)."""
+
+    def __init__(self, arch: str, num_classes: int, in_chans: int, img_size: int | tuple[int, int]) -> None:
+        model = create_network(arch, num_classes=num_classes, in_chans=in_chans, img_size=img_size)
+        if any(True for _ in model.buffers()):
+            raise DDBenchError(f"'{arch}' keeps running buffers (BatchNorm?); unrolled students need a buffer-free network")
+        self.names = [n for n, _ in model.named_parameters()]
+        self.shapes = [p.shape for _, p in model.named_parameters()]
+        self.sizes = [p.numel() for _, p in model.named_parameters()]
+        self.numel = sum(self.sizes)
+        self.base: nn.Module = model.to("meta")
+
+    def __call__(self, flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        views = {n: t.view(s) for n, t, s in zip(self.names, flat.split(self.sizes), self.shapes)}
+        return functional_call(self.base, views, (x,))
+
+
+def unroll(student: FlatNetwork, start: torch.Tensor, images: torch.Tensor, targets: torch.Tensor, lr: torch.Tensor,
+           steps: int, batch_size: int, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+           augment: DSA | None, gen: torch.Generator | None, pick_gen: torch.Generator | None) -> torch.Tensor:
+    """`steps` plain SGD steps from `start` on minibatches of (images, targets); returns the final parameters.
+
+    Minibatches walk through random permutations of the set as in the original MTT loop; DSA
+    parameters are drawn per sample for every step (no shared seed, as in MTT's inner loop).
+    """
+    theta = start.requires_grad_(True) if not start.requires_grad else start
+    chunks: list[torch.Tensor] = []
+    for _ in range(steps):
+        if not chunks:
+            perm = torch.randperm(len(images), generator=gen, device=images.device)
+            chunks = list(torch.split(perm, batch_size))
+        idx = chunks.pop()
+        x = images[idx]
+        if augment is not None:
+            x = augment(x, gen, pick_gen)
+        loss = loss_fn(student(theta, x), targets[idx])
+        (grad,) = torch.autograd.grad(loss, theta, create_graph=True)
+        theta = theta - lr * grad
+    return theta
+
+
+def trajectory_matching_loss(final: torch.Tensor, start: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """‖θ_N − θ*_{t+M}‖² / ‖θ*_t − θ*_{t+M}‖² (MTT's normalised parameter distance)."""
+    return (final - target).square().sum() / (start - target).square().sum()

@@ -1,0 +1,144 @@
+"""MTT: Dataset Distillation by Matching Training Trajectories (Cazenavette et al., CVPR 2022).
+
+Official code: github.com/GeorgeCazenavette/mtt-distillation (buffer.py, distill.py).
+
+1. Experts (ddbench.experts): `num_experts` ConvNets trained on the full real training set in the
+   run's image space, plain SGD lr 0.01, no momentum, no weight decay, DSA, `expert_train_epochs`
+   epochs; parameters kept after every epoch; cached and reused across IPCs and runs.
+2. Distillation, per iteration: a random expert and a start epoch t < max_start_epoch; the
+   student starts at θ*_t and takes `syn_steps` plain SGD steps on the synthetic set (minibatches
+   of `batch_syn`, DSA drawn per sample) with the learned step size; the loss is
+   ‖θ_N − θ*_{t+M}‖² / ‖θ*_t − θ*_{t+M}‖² with M = expert_epochs; SGD with momentum 0.5 updates
+   the pixels (lr_img) and the step size (lr_lr). Images start from random real images.
+3. The set carries its learned step size (the card trains with it) and, with `zca`, the ZCA
+   transform its images live in (kornia's ZCAWhitening as MTT uses it: fitted on the [0, 1]
+   training images, eps 0.1, no mean/std normalisation), which the evaluation applies to the
+   test images too.
+
+Hyperparameters per card follow the paper's table (mtt-distillation issue #7). Deviations:
+- CIFAR-10 IPC 10: the table's pixel lr (1e5) is a confirmed typo (issue #31: it diverges);
+  ddbench uses 1000, the value of every other 32 px setting (100 is also reported stable).
+- MNIST has no published MTT setting. ddbench's choice, untested at scale: CIFAR-10's
+  steps/epochs per IPC, no ZCA, lr_img 1000, lr_lr 1e-7 (IPC 1) / 1e-5, lr_teacher 0.01.
+- digits (the quick card) runs a CPU-sized budget: 5 experts × 20 epochs, 200 iterations, 20
+  steps, lr_img 100, lr_lr 1e-7 (chosen on digits; measured in tests/test_mtt.py).
+- The paper reports the best test accuracy over distillation checkpoints; ddbench keeps the final
+  set and never looks at the test split, so expect slightly lower numbers at equal budget.
+- A NaN loss or a non-positive step size stops distillation with an error; no set is written.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ddbench.augment import DSA
+from ddbench.data import ImageDataset
+from ddbench.distilled import DistilledSet
+from ddbench.errors import DDBenchError
+from ddbench.experts import ExpertRecipe, ensure_experts
+from ddbench.method import DistillContext, Method
+from ddbench.preprocess import ZCA, ImageSpace
+from ddbench.registry import register_method
+from ddbench.unroll import FlatNetwork, trajectory_matching_loss, unroll
+
+
+def _table(steps: int, expert_epochs: int, max_start: int, lr_img: float, lr_lr: float, zca: bool, batch_syn: int = 0) -> dict:
+    return {"syn_steps": steps, "expert_epochs": expert_epochs, "max_start_epoch": max_start, "lr_img": lr_img,
+            "lr_lr": lr_lr, "lr_teacher": 0.01, "zca": zca, "batch_syn": batch_syn}
+
+
+@register_method
+class MTT(Method):
+    """Matching Training Trajectories (Cazenavette et al. 2022)."""
+
+    name = "mtt"
+    default_cfg = {
+        "iterations": 5000, "num_experts": 100, "expert_train_epochs": 50, "expert_lr": 0.01, "expert_batch": 256,
+        **_table(20, 2, 20, 1000.0, 1e-5, False), "arch": "", "dsa": True,
+    }
+    protocol_cfg = {
+        "cifar10-ipc1": _table(50, 2, 2, 1000.0, 1e-7, True),
+        "cifar10-ipc10": _table(30, 2, 20, 1000.0, 1e-5, True),  # table: lr_img 1e5, a typo (issue #31)
+        "cifar10-ipc50": _table(30, 2, 40, 1000.0, 1e-5, False),
+        "cifar100-ipc1": _table(20, 3, 20, 1000.0, 1e-5, True),
+        "cifar100-ipc10": _table(20, 2, 20, 1000.0, 1e-5, False),
+        "cifar100-ipc50": _table(80, 2, 40, 1000.0, 1e-5, True, batch_syn=125),
+        "tinyimagenet-ipc1": _table(10, 2, 10, 10000.0, 1e-4, False),
+        "tinyimagenet-ipc10": _table(20, 2, 40, 10000.0, 1e-4, False, batch_syn=200),
+        "tinyimagenet-ipc50": _table(20, 2, 40, 10000.0, 1e-4, False, batch_syn=300),
+        "mnist-ipc1": _table(50, 2, 2, 1000.0, 1e-7, False),  # no published setting: ddbench's choice
+        "mnist-ipc10": _table(30, 2, 20, 1000.0, 1e-5, False),
+        "mnist-ipc50": _table(30, 2, 40, 1000.0, 1e-5, False),
+        "digits*": {"iterations": 200, "num_experts": 5, "expert_train_epochs": 20, **_table(20, 2, 5, 100.0, 1e-7, False)},
+    }
+
+    def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
+        cfg = ctx.config
+        device = ctx.device
+        space = _space(train, ctx)
+        arch = cfg["arch"] or ctx.card.archs[0]
+        strategy = ctx.card.train.dsa_strategy if cfg["dsa"] else "none"
+        recipe = ExpertRecipe(epochs=cfg["expert_train_epochs"], lr=cfg["expert_lr"], batch_size=cfg["expert_batch"],
+                              dsa_strategy=strategy)
+        if cfg["max_start_epoch"] + cfg["expert_epochs"] > recipe.epochs:
+            raise DDBenchError(f"mtt: max_start_epoch + expert_epochs ({cfg['max_start_epoch']} + {cfg['expert_epochs']}) "
+                               f"exceeds the {recipe.epochs} expert epochs")
+        bank, _ = ensure_experts(cfg["num_experts"], arch, train, space, recipe, device, ctx.cache_dir,
+                                 progress=ctx.progress, log=ctx.log)
+
+        gen_cpu = ctx.generator()
+        gen_dev = ctx.generator(device, offset=1)
+        pick = ctx.generator(offset=2)
+        labels = torch.arange(train.num_classes).repeat_interleave(ipc)
+        init = torch.cat([train.indices_of_class(c)[torch.randperm(len(train.indices_of_class(c)), generator=gen_cpu)[:ipc]]
+                          for c in range(train.num_classes)])
+        images = space.from_uint8(train.x_train[init], device).detach().requires_grad_(True)
+        syn_lr = torch.tensor(float(cfg["lr_teacher"]), device=device, requires_grad=True)
+        labels = labels.to(device)
+        opt_img = torch.optim.SGD([images], lr=cfg["lr_img"], momentum=0.5)
+        opt_lr = torch.optim.SGD([syn_lr], lr=cfg["lr_lr"], momentum=0.5)
+        student = FlatNetwork(arch, train.num_classes, train.channels, train.image_size)
+        augment = DSA(strategy) if cfg["dsa"] else None
+        batch_syn = cfg["batch_syn"] or len(labels)
+        losses = []
+        bar = tqdm(range(cfg["iterations"]), desc=f"mtt {train.name} ipc {ipc}", disable=not ctx.progress, leave=False)
+        for it in bar:
+            expert = int(torch.randint(cfg["num_experts"], (1,), generator=gen_cpu))
+            start_epoch = int(torch.randint(cfg["max_start_epoch"], (1,), generator=gen_cpu))
+            start, target = (t.to(device) for t in bank.snapshots(expert, start_epoch, start_epoch + cfg["expert_epochs"]))
+            final = unroll(student, start.clone(), images, labels, syn_lr, cfg["syn_steps"], batch_syn, F.cross_entropy,
+                           augment, gen_dev, pick)
+            loss = trajectory_matching_loss(final, start, target)
+            if not math.isfinite(loss.item()):
+                raise DDBenchError(f"mtt diverged at iteration {it} (loss {loss.item()}); lower lr_img or lr_lr "
+                                   f"(now {cfg['lr_img']}, {cfg['lr_lr']}); no set was written")
+            opt_img.zero_grad(set_to_none=True)
+            opt_lr.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_img.step()
+            opt_lr.step()
+            if syn_lr.item() <= 0 or not torch.isfinite(images).all():
+                raise DDBenchError(f"mtt diverged at iteration {it} (step size {syn_lr.item():.3g}); lower lr_lr or lr_img; "
+                                   "no set was written")
+            losses.append(loss.item())
+            if it % 10 == 0:
+                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{syn_lr.item():.4f}")
+        first, last = _mean(losses[:20]), _mean(losses[-20:])
+        return ctx.make_set(images.detach(), labels.cpu(), train, learned_lr=float(syn_lr.item()), space=space,
+                            loss_first=first, loss_last=last, iterations=cfg["iterations"], init_indices=init.tolist())
+
+
+def _space(train: ImageDataset, ctx: DistillContext) -> ImageSpace:
+    """The card's normalised space, or MTT's ZCA space: [0, 1] pixels whitened by a fit on the training set."""
+    if not ctx.config["zca"]:
+        return ctx.space
+    plain = ImageSpace(tuple(0.0 for _ in train.mean), tuple(1.0 for _ in train.std))
+    zca = ZCA.fit(plain.from_uint8(train.x_train, ctx.device), eps=0.1)
+    return ImageSpace(plain.mean, plain.std, ZCA(zca.mean.cpu(), zca.transform.cpu(), zca.eps))
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None

@@ -1,0 +1,120 @@
+"""MTT on real digits: it beats the images it starts from, reuses its experts, and fails cleanly."""
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ddbench.cli import main
+from ddbench.data import load_dataset
+from ddbench.distilled import DistilledSet
+from ddbench.evaluate import card_space, distill_cached, evaluate_set
+from ddbench.experts import ExpertRecipe, ensure_experts
+from ddbench.registry import create_method
+from ddbench.train import flat_parameters, init_network
+from ddbench.unroll import FlatNetwork, trajectory_matching_loss, unroll
+
+CARD = str(Path(__file__).parent / "cards" / "digits-ipc1.toml")
+
+
+def test_unrolled_gradients_match_finite_differences():
+    torch.manual_seed(0)
+    student = FlatNetwork("convnetd1", 10, 1, 8)
+    student.base = student.base.to(torch.float64)
+    start = torch.randn(student.numel, dtype=torch.float64) * 0.05
+    target = start + torch.randn_like(start) * 0.01
+    images = torch.randn(10, 1, 8, 8, dtype=torch.float64, requires_grad=True)
+    lr = torch.tensor(0.05, dtype=torch.float64, requires_grad=True)
+    labels = torch.arange(10)
+
+    def loss(x, eta):
+        return trajectory_matching_loss(unroll(student, start.clone(), x, labels, eta, 3, 5, F.cross_entropy, None,
+                                               torch.Generator().manual_seed(0), None), start, target)
+
+    g_img, g_lr = torch.autograd.grad(loss(images, lr), [images, lr])
+    direction, eps = torch.randn_like(images), 1e-6
+    numeric = (loss(images.detach() + eps * direction, lr) - loss(images.detach() - eps * direction, lr)) / (2 * eps)
+    assert torch.allclose((g_img * direction).sum(), numeric, rtol=1e-4)
+    numeric_lr = (loss(images.detach(), lr.detach() + eps) - loss(images.detach(), lr.detach() - eps)) / (2 * eps)
+    assert torch.allclose(g_lr, numeric_lr, rtol=1e-4)
+
+
+def test_expert_trajectories_start_at_the_seeded_init_and_are_cached(tmp_path):
+    train = load_dataset("digits")
+    space = card_space(__import__("ddbench.protocol", fromlist=["load_protocol"]).load_protocol(CARD), train)
+    recipe = ExpertRecipe(epochs=2, dsa_strategy="color_crop_cutout_scale_rotate")
+    messages: list[str] = []
+    bank, trained = ensure_experts(2, "convnetd1", train, space, recipe, torch.device("cpu"), tmp_path, progress=False,
+                                   log=messages.append)
+    assert trained == 2 and bank.seeds() == [0, 1] and bank.length(0) == 3
+    first, last = bank.snapshots(1, 0, 2)
+    assert torch.equal(first, flat_parameters(init_network("convnetd1", 1, 10, 1, (8, 8))))
+    assert (first - last).norm() > 0
+    again, trained_again = ensure_experts(3, "convnetd1", train, space, recipe, torch.device("cpu"), tmp_path,
+                                          progress=False, log=messages.append)
+    assert trained_again == 1 and again.seeds() == [0, 1, 2] and "reusing 2 cached" in messages[-1]
+
+
+@pytest.fixture(scope="module")
+def mtt_and_init(tmp_path_factory):
+    """MTT at IPC 1 on digits (the method's digits budget) and the real images it started from."""
+    from ddbench.evaluate import EvalOptions
+    from ddbench.protocol import load_protocol
+    from ddbench.results import ResultStore
+
+    card = load_protocol(CARD)
+    train = load_dataset("digits")
+    messages: list[str] = []
+    opts = EvalOptions(device=torch.device("cpu"), store=ResultStore(tmp_path_factory.mktemp("lb")), progress=False,
+                       log=messages.append)
+    dset = distill_cached(create_method("mtt"), card, train, 0, opts)
+    init = dset.extra["init_indices"]
+    start = DistilledSet(images=dset.space.from_uint8(train.x_train[init]), labels=train.y_train[init], label_mode="hard",
+                         num_classes=10, dataset="digits", ipc=1, method="mtt-init", space=dset.space)
+    accuracy = {name: statistics.mean(r["accuracy"] for r in evaluate_set(s, card, opts))
+                for name, s in (("mtt", dset), ("init", start))}
+    return dset, accuracy, opts, messages
+
+
+def test_mtt_beats_the_real_images_it_started_from(mtt_and_init):
+    """Measured (5 seeds, 300 epochs, CPU): MTT 92.6 ± 0.3 vs its real initialisation 67.2 ± 1.2."""
+    dset, accuracy, _, _ = mtt_and_init
+    assert accuracy["mtt"] > accuracy["init"] + 12.0, accuracy
+    assert dset.learned_lr is not None and 0 < dset.learned_lr < 0.05
+    assert dset.extra["loss_last"] < dset.extra["loss_first"]
+
+
+def test_a_second_run_trains_no_expert(mtt_and_init, card_ipc1):
+    import dataclasses
+
+    _, _, opts, messages = mtt_and_init
+    messages.clear()
+    shorter = create_method("mtt", iterations=3)
+    distill_cached(shorter, dataclasses.replace(card_ipc1, ipc=2), load_dataset("digits"), 0, opts)
+    assert any("reusing 5 cached expert trajectories" in m for m in messages), messages
+
+
+def test_a_diverging_run_stops_with_one_line_and_writes_nothing(tmp_path, capsys):
+    code = main(["evaluate", "--method", "mtt", "--protocol", CARD, "--cfg", "lr_lr=1.0", "--cfg", "iterations=20",
+                 "--results", str(tmp_path / "lb"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("ddbench: error: mtt diverged at iteration"), err
+    assert not (tmp_path / "lb" / "results.jsonl").exists()
+    from ddbench.paths import user_cache_root
+
+    assert not any("lr_lr" in json.dumps(DistilledSet.load(p).method_config) and DistilledSet.load(p).method_config["lr_lr"] == 1.0
+                   for p in (user_cache_root() / "sets").glob("mtt-*.safetensors"))
+
+
+def test_zca_sets_carry_their_transform(card_ipc1, opts):
+    from ddbench.evaluate import evaluate_method
+
+    opts.seeds = 1
+    rows = evaluate_method(create_method("mtt", zca=True, iterations=2), card_ipc1.with_overrides(epochs=5), opts)
+    dset = next(DistilledSet.load(p) for p in (opts.cache_dir / "sets").glob("mtt-*.safetensors")
+                if DistilledSet.load(p).method_config.get("zca"))
+    assert dset.space.zca is not None and dset.space.mean == (0.0,) and rows[0]["set_id"] == dset.set_id
