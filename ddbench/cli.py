@@ -161,8 +161,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
         from ddbench.models import TESTED_ARCHS
 
-        table = [[n, t.adaptation, t.min_px] for n, t in TESTED_ARCHS.items() if fnmatch.fnmatch(n, pattern)]
-        print(tabulate(table, headers=["arch (tested)", "small-input adaptation", "min px"], tablefmt="github"))
+        table = [[n, t.adaptation, f"{t.min_px}-{t.max_px}"] for n, t in TESTED_ARCHS.items() if fnmatch.fnmatch(n, pattern)]
+        print(tabulate(table, headers=["arch (tested)", "small-input adaptation", "input px"], tablefmt="github"))
         print(f"\nAny of timm's {len(timm.list_models(pattern))} models matching '{pattern}' also works as --arch "
               "(untested ones get the same adaptation rules); wildcards and comma lists expand, e.g. --arch 'convnet*,resnet18'.")
     else:

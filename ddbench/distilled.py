@@ -1,8 +1,9 @@
 """The distilled-set format: one self-describing .safetensors file, loaded without executing pickles.
 
 Tensors: `images` (N, C, H, W) float32 in the space the manifest names, `labels` ((N,) int64 for
-hard labels, (N, K) float32 for soft labels or regression targets) and, for a whitened set,
-`zca_mean` / `zca_transform`. The JSON manifest in the file's metadata carries everything else:
+hard labels, (N, K) float32 for soft labels or regression targets), for a whitened set
+`zca_mean` / `zca_transform`, and a method's own tensors under `aux.<name>` (e.g. DD's per-step
+learning rates and fixed initialisation). The JSON manifest in the file's metadata carries everything else:
 label mode, normalisation, learned lr, IPC, source dataset, method and config, seed, code version.
 """
 from __future__ import annotations
@@ -43,6 +44,7 @@ class DistilledSet:
     learned_lr: float | None = None
     distill_seed: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    aux: dict[str, torch.Tensor] = field(default_factory=dict)
     code_version: str = ""
     created: str = ""
 
@@ -100,6 +102,9 @@ class DistilledSet:
         h.update(json.dumps([self.label_mode, self.learned_lr, self.space.mean, self.space.std]).encode())
         if self.space.zca is not None:
             h.update(self.space.zca.transform.cpu().numpy().tobytes())
+        for name in sorted(self.aux):
+            h.update(name.encode())
+            h.update(self.aux[name].detach().cpu().contiguous().numpy().tobytes())
         return h.hexdigest()[:12]
 
     @property
@@ -113,6 +118,7 @@ class DistilledSet:
         if self.space.zca is not None:
             tensors["zca_mean"] = self.space.zca.mean.cpu().contiguous()
             tensors["zca_transform"] = self.space.zca.transform.cpu().contiguous()
+        tensors.update({f"aux.{k}": v.detach().cpu().contiguous() for k, v in self.aux.items()})
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata={MANIFEST_KEY: json.dumps(self.manifest())})
         return path
@@ -144,6 +150,7 @@ class DistilledSet:
                 method=manifest["method"], space=space, method_config=manifest.get("method_config", {}),
                 learned_lr=manifest.get("learned_lr"), distill_seed=manifest.get("distill_seed"),
                 extra=manifest.get("extra", {}), code_version=manifest.get("code_version", "unknown"),
+                aux={k[len("aux."):]: v for k, v in tensors.items() if k.startswith("aux.")},
                 created=manifest.get("created", "unknown"),
             )
         except KeyError as exc:

@@ -66,6 +66,13 @@ def check_fits(dset: DistilledSet, card: ProtocolCard, train: ImageDataset) -> N
     if dset.ipc != card.ipc or len(dset.images) > card.ipc * train.num_classes:
         raise DDBenchError(f"the set holds {len(dset.images)} images (ipc {dset.ipc}); card '{card.id}' allows "
                            f"ipc {card.ipc} = {card.ipc * train.num_classes} images")
+    if card.kind == "dd-native":
+        info = dset.extra.get("dd") or {}
+        if info.get("init") != card.init:
+            raise DDBenchError(f"card '{card.id}' evaluates {card.init}-init DD sets; this set is "
+                               f"{info.get('init') or 'not a DD set'}")
+        if info.get("arch") not in card.archs:
+            raise DDBenchError(f"card '{card.id}' trains {', '.join(card.archs)}; the set was distilled for {info.get('arch')}")
     allowed = {"hard": {"hard"}, "soft": {"hard", "soft"}, "regression": {"regression"}}[card.labels]
     if dset.label_mode not in allowed:
         raise DDBenchError(f"card '{card.id}' takes {card.labels} labels; the set has {dset.label_mode} labels")
@@ -212,6 +219,37 @@ def _run_jobs(jobs: list[_Job], card: ProtocolCard, train: ImageDataset, opts: E
                            desc=f"{card.id} {job.arch} seed{'s' if len(seeds) > 1 else ''} {','.join(map(str, seeds))}")
 
 
+def _run_native_jobs(jobs: list[_Job], card: ProtocolCard, train: ImageDataset, opts: EvalOptions,
+                     base_row: dict[str, Any]) -> None:
+    """dd-native cards: every seed's network trained with the set's own steps, all at once."""
+    from ddbench.native import evaluate_native
+
+    y_test = train.y_test.to(opts.device)
+    for job in jobs:
+        for dset in job.sets:
+            check_fits(dset, card, train)
+            if job.arch != dset.extra["dd"]["arch"]:
+                raise DDBenchError(f"a DD set trains the arch it was distilled for ({dset.extra['dd']['arch']}), not {job.arch}")
+            if opts.device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(opts.device)
+            x_test = dset.space.from_uint8(train.x_test, opts.device)
+            accs, seconds = evaluate_native(dset, job.arch, job.seeds, x_test, y_test, opts.device)
+            peak, peak_kind = _peak_memory_mb(opts.device)
+            opts.store.append([{
+                **base_row, "method": dset.method, "method_config": dset.method_config, "set_id": dset.set_id,
+                "distill_seed": dset.distill_seed, "distill_time_s": dset.extra.get("distill_time_s"),
+                "arch": job.arch, "seed": seed, "accuracy": round(100.0 * acc, 4), "n_test": len(y_test),
+                "label_mode": dset.label_mode, "lr": None, "learned_lr_used": True,
+                "batch_mode": f"native-vmap{len(job.seeds)}", "wall_time_s": round(seconds / len(job.seeds), 4),
+                "peak_mem_mb": round(peak, 1), "peak_mem_kind": peak_kind, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            } for seed, acc in zip(job.seeds, accs)])
+            opts.log(f"  {card.id} {job.arch}: {len(accs)} networks, mean {100 * sum(accs) / len(accs):.2f}%")
+
+
+def _runner(card: ProtocolCard):
+    return _run_native_jobs if card.kind == "dd-native" else _run_jobs
+
+
 def _base_row(card: ProtocolCard, run_id: str, device: torch.device) -> dict[str, Any]:
     from ddbench import __version__
     from ddbench.results import ROW_SCHEMA
@@ -245,7 +283,7 @@ def evaluate_set(dset: DistilledSet, card: ProtocolCard, opts: EvalOptions) -> l
     check_fits(dset, card, train)
     run_id = f"set-{dset.set_id}"
     jobs = [_Job(arch, seeds, [dset]) for arch, seeds in _pending(card, run_id, opts)]
-    _run_jobs(jobs, card, train, opts, _base_row(card, run_id, opts.device))
+    _runner(card)(jobs, card, train, opts, _base_row(card, run_id, opts.device))
     return _collect(card, run_id, opts)
 
 
@@ -293,7 +331,7 @@ def evaluate_method(method: Method, card: ProtocolCard, opts: EvalOptions) -> li
         jobs = [_Job(arch, seeds, [set_for(s) for s in seeds]) for arch, seeds in pending]
     else:
         jobs = [_Job(arch, seeds, [set_for(0)]) for arch, seeds in pending]
-    _run_jobs(jobs, card, train, opts, _base_row(card, run_id, opts.device))
+    _runner(card)(jobs, card, train, opts, _base_row(card, run_id, opts.device))
     return _collect(card, run_id, opts)
 
 

@@ -21,7 +21,10 @@ import tomllib
 from ddbench.errors import DDBenchError
 
 LABEL_MODES = ("hard", "soft", "regression")
-KINDS = ("supervised",)
+# supervised: fresh networks trained with the card's recipe. dd-native: DD's own regime, fresh
+# networks trained with exactly the set's learned steps and step sizes (the recipe is unused).
+KINDS = ("supervised", "dd-native")
+INITS = ("", "random", "fixed")
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class ProtocolCard:
     normalize: bool = True
     zca: bool = False
     quick: bool = False
+    init: str = ""  # dd-native cards: "random" (fresh networks per seed) or "fixed" (the set's own init)
     description: str = ""
     overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -67,6 +71,8 @@ class ProtocolCard:
         data = dataclasses.asdict(self)
         for key in ("description", "archs", "seeds"):
             data.pop(key)
+        if not data["init"]:
+            data.pop("init")  # only dd-native cards have one; other hashes stay as they were
         return data
 
     @property
@@ -111,6 +117,8 @@ def _parse(data: dict[str, Any], origin: str) -> ProtocolCard:
         raise DDBenchError(f"protocol card {origin} is malformed: {exc}") from None
     if card.kind not in KINDS:
         raise DDBenchError(f"protocol card {origin}: kind must be one of {KINDS}, got '{card.kind}'")
+    if card.init not in INITS or (card.kind == "dd-native") != bool(card.init):
+        raise DDBenchError(f"protocol card {origin}: dd-native cards need init = random or fixed; other cards none")
     if card.labels not in LABEL_MODES:
         raise DDBenchError(f"protocol card {origin}: labels must be one of {LABEL_MODES}, got '{card.labels}'")
     if card.ipc < 1 or card.seeds < 1 or not card.archs or card.train.epochs < 0:

@@ -61,7 +61,8 @@ def _fake_like(card, root, per_class: int):
              class_names=np.array([str(i) for i in range(k)]))
 
 
-@pytest.mark.parametrize("protocol", [p for p in list_protocols() if not p.startswith("digits")])
+@pytest.mark.parametrize("protocol", [p for p in list_protocols()
+                                      if not p.startswith("digits") and load_protocol(p).kind == "supervised"])
 def test_every_baseline_runs_on_every_supervised_card(protocol, tmp_path, opts):
     """Shape, class count and arch of each card (selection only; tiny fake data keeps it fast)."""
     card = load_protocol(protocol)

@@ -4,7 +4,7 @@
     create_network("resnet18", num_classes=10, in_chans=3, img_size=32)   # 3×3 stride-1 stem, no max-pool
     expand_archs("convnet*,resnet18")                                    # comma lists and wildcards
 """
-from ddbench.models import convnet  # noqa: F401  (registers the ConvNet family into timm)
+from ddbench.models import classic, convnet  # noqa: F401  (register the ConvNet family, LeNet, AlexCifarNet into timm)
 from ddbench.models.factory import TESTED_ARCHS, create_network, expand_archs, is_convnet
 
 __all__ = ["create_network", "expand_archs", "is_convnet", "TESTED_ARCHS"]

@@ -8,6 +8,7 @@ import timm
 from torch import nn
 
 from ddbench.errors import DDBenchError
+from ddbench.models.classic import CLASSIC
 from ddbench.models.convnet import VARIANTS
 
 
@@ -15,6 +16,7 @@ from ddbench.models.convnet import VARIANTS
 class TestedArch:
     adaptation: str
     min_px: int  # smallest input side it was shown to build and train at
+    max_px: int = 64  # largest side tested (64 for all but the fixed-size classics)
 
 
 _RESNET_STEM = "stem: 3×3 stride-1 conv, no max-pool (inputs ≤ 64 px)"
@@ -30,6 +32,8 @@ TESTED_ARCHS: dict[str, TestedArch] = {
     "vit_tiny_patch16_224": TestedArch(_VIT, 8),
     "vit_small_patch16_224": TestedArch(_VIT, 8),
     "vgg11": TestedArch("unchanged (five 2×2 max-pools need ≥ 32 px)", 32),
+    "lenet": TestedArch("DD's LeNet; 28 or 32 px only", 28, 32),
+    "alexcifarnet": TestedArch("DD's AlexCifarNet; 32 px RGB only", 32, 32),
     "mobilenetv3_small_100": TestedArch("unchanged", 8),
     "efficientnet_b0": TestedArch("unchanged", 8),
 }
@@ -38,6 +42,11 @@ SMALL_INPUT = 64
 
 def is_convnet(arch: str) -> bool:
     return arch in VARIANTS
+
+
+def is_builtin(arch: str) -> bool:
+    """ddbench's own networks: built with in_chans and img_size, no timm adaptation."""
+    return arch in VARIANTS or arch in CLASSIC
 
 
 def expand_archs(spec: str | list[str]) -> list[str]:
@@ -81,7 +90,7 @@ def _small_resnet_stem(model: nn.Module, in_chans: int) -> None:
 def create_network(arch: str, num_classes: int, in_chans: int, img_size: int | tuple[int, int]) -> nn.Module:
     """A freshly initialised network for (in_chans, img_size) inputs and `num_classes` outputs."""
     size = img_size if isinstance(img_size, int) else int(img_size[0])
-    if is_convnet(arch):
+    if is_builtin(arch):
         try:
             return timm.create_model(arch, num_classes=num_classes, in_chans=in_chans, img_size=img_size)
         except ValueError as exc:

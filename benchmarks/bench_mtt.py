@@ -1,0 +1,125 @@
+"""One MTT distillation iteration: ddbench's functional unroll against a plain version of the original loop.
+
+Plain: the original's structure — a flat-parameter module that re-assigns views of the flat
+vector into the network on every forward (mtt-distillation's ReparamModule), DSA per step with
+parameters drawn on the CPU and affine matrices built from Python lists, autograd double
+backward. Ours: `ddbench.unroll` (torch.func.functional_call over views, batched device-side
+DSA). Same ConvNet, same synthetic set size, same number of unrolled steps, in one process;
+prints seconds per iteration, peak memory and the ratio.
+
+    python benchmarks/bench_mtt.py --dataset cifar10 --ipc 10 50 --syn-steps 30 --iters 10   # GPU
+    python benchmarks/bench_mtt.py --dataset digits --ipc 10 --syn-steps 10 --iters 3           # CPU-sized
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tabulate import tabulate
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from plain_loop import _plain_dsa  # noqa: E402
+
+from ddbench.augment import DSA, DSAParams  # noqa: E402
+from ddbench.models import create_network  # noqa: E402
+from ddbench.provenance import device_name, pick_device  # noqa: E402
+from ddbench.unroll import FlatNetwork, trajectory_matching_loss, unroll  # noqa: E402
+
+SHAPES = {"cifar10": (3, 32, 10, "color_crop_cutout_flip_scale_rotate"), "digits": (1, 8, 10, "color_crop_cutout_scale_rotate"),
+          "mnist": (1, 28, 10, "color_crop_cutout_scale_rotate")}
+
+
+class PlainReparam(nn.Module):
+    """The original's flat-parameter wrapper: views of one vector set into the module on each call."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+        self.slots = [(m, n, p.shape, p.numel()) for m in module.modules() for n, p in list(m.named_parameters(recurse=False))]
+        for m, n, _, _ in self.slots:
+            delattr(m, n)
+            setattr(m, n, None)
+
+    def forward(self, x: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
+        offset = 0
+        for m, n, shape, numel in self.slots:
+            setattr(m, n, flat[offset : offset + numel].view(shape))
+            offset += numel
+        return self.module(x)
+
+
+def plain_iteration(net, start, target, images, labels, lr, steps, strategy):
+    params = [start.clone().requires_grad_(True)]
+    for _ in range(steps):
+        x = _plain_dsa(images, strategy, DSAParams())
+        loss = F.cross_entropy(net(x, params[-1]), labels)
+        (g,) = torch.autograd.grad(loss, params[-1], create_graph=True)
+        params.append(params[-1] - lr * g)
+    loss = F.mse_loss(params[-1], target, reduction="sum") / F.mse_loss(start, target, reduction="sum")
+    loss.backward()
+    return loss
+
+
+def ours_iteration(student, start, target, images, labels, lr, steps, dsa, gen, pick):
+    final = unroll(student, start.clone(), images, labels, lr, steps, len(images), F.cross_entropy, dsa, gen, pick)
+    loss = trajectory_matching_loss(final, start, target)
+    loss.backward()
+    return loss
+
+
+def measure(fn, iters: int, device: torch.device) -> tuple[float, float]:
+    fn()  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for _ in range(iters):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() / 2**30
+    else:
+        peak = float("nan")
+    return (time.perf_counter() - start) / iters, peak
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", default="cifar10", choices=sorted(SHAPES))
+    ap.add_argument("--ipc", type=int, nargs="+", default=[10, 50])
+    ap.add_argument("--syn-steps", type=int, default=30)
+    ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--device", default=None)
+    args = ap.parse_args()
+    device = pick_device(args.device)
+    chans, size, classes, strategy = SHAPES[args.dataset]
+    arch = "convnet" if size >= 28 else "convnetd1"
+    rows = []
+    for ipc in args.ipc:
+        g = torch.Generator().manual_seed(0)
+        images = torch.randn(classes * ipc, chans, size, size, generator=g).to(device).requires_grad_(True)
+        labels = torch.arange(classes).repeat_interleave(ipc).to(device)
+        lr = torch.tensor(0.01, device=device, requires_grad=True)
+        student = FlatNetwork(arch, classes, chans, size)
+        start = (torch.randn(student.numel, generator=g) * 0.02).to(device)
+        target = start + (torch.randn(student.numel, generator=g) * 0.01).to(device)
+        plain_net = PlainReparam(create_network(arch, classes, chans, size)).to(device)
+        dsa, gen, pick = DSA(strategy), torch.Generator(device=device).manual_seed(0), torch.Generator().manual_seed(1)
+        t_plain, m_plain = measure(lambda: plain_iteration(plain_net, start, target, images, labels, lr, args.syn_steps, strategy),
+                                   args.iters, device)
+        t_ours, m_ours = measure(lambda: ours_iteration(student, start, target, images, labels, lr, args.syn_steps, dsa, gen, pick),
+                                 args.iters, device)
+        rows.append([args.dataset, ipc, args.syn_steps, f"{t_plain:.3f}", f"{m_plain:.2f}", f"{t_ours:.3f}", f"{m_ours:.2f}",
+                     f"{t_plain / t_ours:.2f}"])
+    print(f"device: {device_name(device)}; torch {torch.__version__}; {args.iters} timed iterations after one warm-up")
+    print(tabulate(rows, headers=["dataset", "ipc", "syn_steps", "plain s/it", "plain GiB", "ours s/it", "ours GiB", "speed-up"],
+                   tablefmt="github"))
+
+
+if __name__ == "__main__":
+    main()

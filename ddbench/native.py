@@ -1,0 +1,106 @@
+"""Dataset Distillation's native regime: train fresh networks with exactly a set's learned steps.
+
+A DD set is a schedule: `distill_steps` groups of images (one group per step, in order), repeated
+for `distill_epochs`, step t using its own learned step size (aux tensor `step_lrs`, length
+steps × epochs). Random-init sets are evaluated on freshly drawn networks (DD's Xavier-normal
+initialisation, gain 1, seeded per evaluation seed); fixed-init sets on the initialisation they
+carry (aux `init_params`). All networks of one evaluation train at once under torch.func.vmap.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch.func import grad, vmap
+
+from ddbench.distilled import DistilledSet
+from ddbench.errors import DDBenchError
+from ddbench.models.classic import xavier_init
+from ddbench.train import flat_parameters
+from ddbench.unroll import FlatNetwork
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The steps of a DD set: images and labels per step, and one step size per (epoch, step)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    lrs: torch.Tensor
+    steps: int  # distinct image groups
+
+    def __iter__(self):
+        per_step = len(self.images) // self.steps
+        for t, lr in enumerate(self.lrs):
+            k = t % self.steps
+            yield self.images[k * per_step : (k + 1) * per_step], self.labels[k * per_step : (k + 1) * per_step], lr
+
+
+def schedule_of(dset: DistilledSet, device: torch.device | str = "cpu") -> Schedule:
+    info = dset.extra.get("dd")
+    if not info or "step_lrs" not in dset.aux:
+        raise DDBenchError(f"set from '{dset.method}' carries no DD step schedule (extra['dd'] and aux step_lrs); "
+                           "dd-native cards evaluate sets made by the dd method")
+    steps = int(info["distill_steps"])
+    if len(dset.images) % steps or len(dset.aux["step_lrs"]) % steps:
+        raise DDBenchError("DD schedule: images and step sizes do not divide into the set's distill steps")
+    return Schedule(dset.images.to(device), dset.labels.to(device), dset.aux["step_lrs"].to(device), steps)
+
+
+def random_inits(arch: str, seeds: list[int], num_classes: int, in_chans: int, img_size: tuple[int, int],
+                 gain: float = 1.0) -> torch.Tensor:
+    """(S, P) flat initial parameters, DD's Xavier-normal init, one network per seed."""
+    from ddbench.models import create_network
+
+    rows = []
+    for seed in seeds:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            rows.append(flat_parameters(xavier_init(create_network(arch, num_classes, in_chans, img_size), gain)))
+    return torch.stack(rows)
+
+
+def apply_schedule(student: FlatNetwork, weights: torch.Tensor, schedule: Schedule) -> torch.Tensor:
+    """Plain SGD on every network of `weights` (S, P) along the schedule; returns the trained weights."""
+    step_grad = vmap(grad(lambda w, x, y: F.cross_entropy(student(w, x), y)), in_dims=(0, None, None))
+    for x, y, lr in schedule:
+        weights = weights - lr * step_grad(weights, x, y)
+    return weights
+
+
+@torch.no_grad()
+def accuracies(student: FlatNetwork, weights: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+               budget: int = 2**27) -> torch.Tensor:
+    """Top-1 accuracy of each network in `weights` (S, P) on (x, y), in chunks that bound memory."""
+    per_image = int(x[:1].numel()) * 64  # rough activation size per image and network
+    correct = torch.zeros(len(weights), device=weights.device)
+    group = max(1, min(len(weights), budget // max(1, per_image * 256)))
+    chunk = max(1, budget // max(1, per_image * group))
+    forward = vmap(student, in_dims=(0, None))
+    for g in range(0, len(weights), group):
+        w = weights[g : g + group]
+        for start in range(0, len(x), chunk):
+            pred = forward(w, x[start : start + chunk]).argmax(-1)
+            correct[g : g + group] += (pred == y[start : start + chunk]).sum(-1)
+    return correct / len(x)
+
+
+def evaluate_native(dset: DistilledSet, arch: str, seeds: list[int], x_test: torch.Tensor, y_test: torch.Tensor,
+                    device: torch.device) -> tuple[list[float], float]:
+    """Accuracies of fresh (or the set's fixed) `arch` networks trained natively; and the wall time."""
+    start = time.perf_counter()
+    shape = dset.image_shape
+    student = FlatNetwork(arch, dset.num_classes, shape[0], shape[1:])
+    if dset.extra["dd"].get("init") == "fixed":
+        init = dset.aux.get("init_params")
+        if init is None or init.numel() != student.numel:
+            raise DDBenchError(f"fixed-init DD set lacks an initialisation for '{arch}' ({student.numel} parameters)")
+        weights = init.to(device).float().unsqueeze(0).repeat(len(seeds), 1)
+    else:
+        weights = random_inits(arch, seeds, dset.num_classes, shape[0], shape[1:],
+                               float(dset.extra["dd"].get("init_gain", 1.0))).to(device)
+    weights = apply_schedule(student, weights, schedule_of(dset, device))
+    accs = accuracies(student, weights, x_test, y_test)
+    return [float(a) for a in accs.cpu()], time.perf_counter() - start
