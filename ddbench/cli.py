@@ -9,8 +9,8 @@ from typing import Any, Sequence
 
 from ddbench.errors import DDBenchError
 
-QUICK_NOTE = ("no --protocol given: running the quick card 'digits-quick' (scikit-learn's 8×8 digits, "
-              "a short recipe; a smoke test, not a leaderboard protocol)")
+QUICK_NOTE = ("no --protocol given: running the method's quick card 'digits-quick' (scikit-learn's 8×8 digits; "
+              "a smoke test, not a leaderboard protocol)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -79,31 +79,38 @@ def _summary(rows: list[dict[str, Any]]) -> str:
 
     if not rows:
         return "no results"
-    pub = {(p.protocol, p.method): p.accuracy for p in load_published()[0]}
+    pub = {(p.protocol, p.method, p.task): p.accuracy for p in load_published()[0]}
+    summary = summarize(rows)
+    with_tasks = bool((summary["task"] != "").any())
     table = []
-    for r in summarize(rows).itertuples():
-        published = pub.get((r.protocol, r.method))
-        table.append([r.protocol, r.method, r.arch, f"{r.mean:.2f} ± {r.std:.2f}", r.n,
+    for r in summary.itertuples():
+        published = pub.get((r.protocol, r.method, r.task))
+        table.append([r.protocol, r.method, r.arch, *([r.task] if with_tasks else []), f"{r.mean:.2f} ± {r.std:.2f}", r.n,
                       f"{published:.1f}" if published is not None else "—"])
-    return tabulate(table, headers=["protocol", "method", "arch", "accuracy (%)", "seeds", "published"], tablefmt="github")
+    headers = ["protocol", "method", "arch", *(["task"] if with_tasks else []), "accuracy (%)", "seeds", "published"]
+    return tabulate(table, headers=headers, tablefmt="github")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ddbench.distilled import DistilledSet
     from ddbench.evaluate import evaluate_method, evaluate_set
-    from ddbench.protocol import quick_protocol
+    from ddbench.protocol import load_protocol
     from ddbench.registry import create_method
 
     if bool(args.method) == bool(args.distilled):
         raise DDBenchError("evaluate takes exactly one of --method NAME or --distilled PATH")
+    cfg = _parse_cfg(args.cfg)
+    if args.teacher:
+        cfg["teacher"] = args.teacher
+    method = create_method(args.method, **cfg) if args.method else None
     cards = _protocols(args.protocol)
     if not cards:
         if args.distilled:
             raise DDBenchError("--distilled needs --protocol: the card the set is evaluated under")
-        _log(QUICK_NOTE)
-        cards = [quick_protocol()]
+        quick = load_protocol(type(method).quick_card)
+        _log(QUICK_NOTE.replace("digits-quick", quick.id))
+        cards = [quick]
     cards = [card.with_overrides(epochs=args.epochs) for card in cards]
-    method = create_method(args.method, **_parse_cfg(args.cfg)) if args.method else None
     dset = DistilledSet.load(args.distilled) if args.distilled else None
     opts = _options(args)
     _log(f"device: {opts.device}; results: {opts.store.path}")
@@ -112,6 +119,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if card.overrides:
             _log(f"{card.id}: recipe changed by flag ({card.overrides}); rows are marked non-standard and kept off the leaderboard")
         rows += evaluate_method(method, card, opts) if method else evaluate_set(dset, card, opts)
+        if method and card.baselines and method.name not in card.baselines and not args.no_baselines:
+            _log(f"{card.id}: evaluating the card's baselines ({', '.join(card.baselines)}) beside {method.name}")
+            for name in card.baselines:  # cached and resumable like any method; --cfg applies to the method only
+                rows += evaluate_method(create_method(name), card, opts)
     print(_summary(rows))
     return 0
 
@@ -231,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--epochs", type=int, help="shorter recipe for quick checks; rows are marked non-standard")
     ev.add_argument("--cfg", action="append", metavar="KEY=VALUE", help="method option (repeatable)")
     ev.add_argument("--results", help="result store directory (default: $DDBENCH_RESULTS or ./leaderboard)")
+    ev.add_argument("--no-baselines", action="store_true", help="skip the baselines an ssl-transfer card lists")
+    ev.add_argument("--teacher", help="MKDT: a teacher checkpoint (ResNet-18 state dict) instead of training one")
     ev.add_argument("--batch-mode", choices=("auto", "loop", "vmap"), default="auto",
                     help="train seeds one by one, stacked with vmap, or pick the faster by timing (default)")
     common(ev)

@@ -34,7 +34,7 @@ MANIFEST_KEY = "ddbench_manifest"
 class DistilledSet:
     images: torch.Tensor
     labels: torch.Tensor
-    label_mode: str  # "hard" | "soft" | "regression"
+    label_mode: str  # "hard" | "soft" | "regression" | "none" (images only: self-supervised pre-training)
     num_classes: int
     dataset: str
     ipc: int
@@ -62,14 +62,17 @@ class DistilledSet:
         if self.images.dim() != 4:
             raise DDBenchError(f"distilled set: images must be (N, C, H, W), got shape {tuple(self.images.shape)}")
         n = len(self.images)
-        if self.label_mode not in ("hard", "soft", "regression"):
-            raise DDBenchError(f"distilled set: label_mode must be hard, soft or regression, got '{self.label_mode}'")
+        if self.label_mode not in ("hard", "soft", "regression", "none"):
+            raise DDBenchError(f"distilled set: label_mode must be hard, soft, regression or none, got '{self.label_mode}'")
         if self.label_mode == "hard":
             if self.labels.shape != (n,) or self.labels.dtype != torch.int64:
                 raise DDBenchError(f"distilled set: hard labels must be int64 (N,) = ({n},), "
                                    f"got {self.labels.dtype} {tuple(self.labels.shape)}")
             if n and (self.labels.min() < 0 or self.labels.max() >= self.num_classes):
                 raise DDBenchError(f"distilled set: labels must lie in [0, {self.num_classes})")
+        elif self.label_mode == "none":
+            if self.labels.shape != (n, 0):
+                raise DDBenchError(f"distilled set: an images-only set has labels of shape (N, 0), got {tuple(self.labels.shape)}")
         elif self.labels.dim() != 2 or len(self.labels) != n:
             raise DDBenchError(f"distilled set: {self.label_mode} labels must be (N, K) with N = {n}, got {tuple(self.labels.shape)}")
         if len(self.space.mean) != self.images.shape[1] or len(self.space.std) != self.images.shape[1]:

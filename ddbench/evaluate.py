@@ -63,6 +63,12 @@ def check_fits(dset: DistilledSet, card: ProtocolCard, train: ImageDataset) -> N
         raise DDBenchError(f"the set has {dset.num_classes} classes but {card.dataset} has {train.num_classes}")
     if dset.dataset != train.name:
         raise DDBenchError(f"the set was distilled from '{dset.dataset}' but card '{card.id}' evaluates on '{train.name}'")
+    if card.kind == "ssl-transfer":
+        if len(dset.images) > card.budget:
+            raise DDBenchError(f"the set holds {len(dset.images)} images; card '{card.id}' allows {card.budget}")
+        if dset.label_mode not in ("regression", "none"):
+            raise DDBenchError(f"card '{card.id}' pre-trains on target vectors or images alone; the set has {dset.label_mode} labels")
+        return
     if dset.ipc != card.ipc or len(dset.images) > card.ipc * train.num_classes:
         raise DDBenchError(f"the set holds {len(dset.images)} images (ipc {dset.ipc}); card '{card.id}' allows "
                            f"ipc {card.ipc} = {card.ipc * train.num_classes} images")
@@ -246,8 +252,47 @@ def _run_native_jobs(jobs: list[_Job], card: ProtocolCard, train: ImageDataset, 
             opts.log(f"  {card.id} {job.arch}: {len(accs)} networks, mean {100 * sum(accs) / len(accs):.2f}%")
 
 
+def _run_ssl_jobs(jobs: list[_Job], card: ProtocolCard, train: ImageDataset, opts: EvalOptions,
+                  base_row: dict[str, Any]) -> None:
+    """ssl-transfer cards: per (arch, seed) pre-train one encoder, probe every downstream set and fraction."""
+    from ddbench.data import load_dataset as load
+    from ddbench.transfer import pretrain_encoder, probe_accuracies, task_name
+
+    downstream = {}
+    for name in card.probe.downstream:
+        try:
+            downstream[name] = load(name, opts.data_root)
+        except DDBenchError:
+            continue  # absent: _pending said so in one line
+    for job in jobs:
+        dset = job.sets[0]
+        check_fits(dset, card, train)
+        for seed in job.seeds:
+            if opts.device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(opts.device)
+            start = time.perf_counter()
+            encoder = pretrain_encoder(job.arch, dset, card.pretrain, seed, opts.device, progress=opts.progress)
+            rows = []
+            for name, data in downstream.items():
+                for fraction, acc in probe_accuracies(encoder, data, card.probe, seed, opts.device).items():
+                    rows.append((task_name(name, fraction), name, fraction, acc))
+            seconds = time.perf_counter() - start
+            peak, peak_kind = _peak_memory_mb(opts.device)
+            opts.store.append([{
+                **base_row, "method": dset.method, "method_config": dset.method_config, "set_id": dset.set_id,
+                "distill_seed": dset.distill_seed, "distill_time_s": dset.extra.get("distill_time_s"),
+                "arch": job.arch, "seed": seed, "task": task, "downstream": name, "label_fraction": fraction,
+                "accuracy": round(100.0 * acc, 4), "n_test": len(downstream[name].y_test), "label_mode": dset.label_mode,
+                "lr": dset.learned_lr, "learned_lr_used": bool(dset.learned_lr), "batch_mode": "loop",
+                "wall_time_s": round(seconds, 3), "peak_mem_mb": round(peak, 1), "peak_mem_kind": peak_kind,
+                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            } for task, name, fraction, acc in rows])
+            opts.log(f"  {card.id} {dset.method} {job.arch} seed {seed}: " +
+                     ", ".join(f"{t} {100 * a:.1f}%" for t, _, _, a in rows))
+
+
 def _runner(card: ProtocolCard):
-    return _run_native_jobs if card.kind == "dd-native" else _run_jobs
+    return {"dd-native": _run_native_jobs, "ssl-transfer": _run_ssl_jobs}.get(card.kind, _run_jobs)
 
 
 def _base_row(card: ProtocolCard, run_id: str, device: torch.device) -> dict[str, Any]:
@@ -263,13 +308,32 @@ def _base_row(card: ProtocolCard, run_id: str, device: torch.device) -> dict[str
     }
 
 
+def _tasks(card: ProtocolCard, opts: EvalOptions, quiet: bool = True) -> list[str]:
+    """The row tasks of a card: "" for one row per (arch, seed); per downstream set and label fraction
+    for ssl-transfer cards (downstream sets absent from the data root are skipped, with one line each)."""
+    if card.kind != "ssl-transfer":
+        return [""]
+    from ddbench.data import dataset_status
+    from ddbench.transfer import task_name
+
+    tasks = []
+    for name in card.probe.downstream:
+        if not dataset_status(name, opts.data_root)["present"]:
+            if not quiet:
+                opts.log(f"  skipping downstream '{name}': not found under the data root (`ddbench data prepare {name}`)")
+            continue
+        tasks += [task_name(name, f) for f in card.probe.fractions]
+    return tasks
+
+
 def _pending(card: ProtocolCard, run_id: str, opts: EvalOptions) -> list[tuple[str, list[int]]]:
     archs = list(opts.archs or card.archs)
     seeds = list(range(opts.seeds if opts.seeds is not None else card.seeds))
+    tasks = _tasks(card, opts, quiet=False)
     done = opts.store.keys()
     out = []
     for arch in archs:
-        todo = [s for s in seeds if (run_id, card.id, card.hash, arch, s) not in done]
+        todo = [s for s in seeds if any((run_id, card.id, card.hash, arch, s, t) not in done for t in tasks)]
         if len(todo) < len(seeds):
             opts.log(f"  {card.id} {arch}: {len(seeds) - len(todo)} of {len(seeds)} seed(s) already in {opts.store.path}; skipping them")
         if todo:
@@ -294,7 +358,7 @@ def distill_cached(method: Method, card: ProtocolCard, train: ImageDataset, seed
     config = method.config_for(card)
     space = card_space(card, train)
     key = config_hash(method.name, {"config": config, "dataset": train.name, "source": train.source, "ipc": card.ipc,
-                                    "space": [space.mean, space.std], "seed": seed})
+                                    "budget": card.budget, "space": [space.mean, space.std], "seed": seed})
     path = opts.cache_dir / "sets" / f"{method.name}-{card.dataset}-ipc{card.ipc}-seed{seed}-{key}.safetensors"
     if path.is_file():
         try:
@@ -339,5 +403,5 @@ def _collect(card: ProtocolCard, run_id: str, opts: EvalOptions) -> list[dict[st
     """Every stored row this request covers: the ones just written and the ones found from earlier runs."""
     archs = list(opts.archs or card.archs)
     seeds = range(opts.seeds if opts.seeds is not None else card.seeds)
-    wanted = {(run_id, card.id, card.hash, arch, s) for arch in archs for s in seeds}
+    wanted = {(run_id, card.id, card.hash, arch, s, t) for arch in archs for s in seeds for t in _tasks(card, opts)}
     return [r for r in opts.store.rows() if row_key(r) in wanted]

@@ -33,14 +33,19 @@ from ddbench.train import train_trajectories
 
 @dataclass(frozen=True)
 class ExpertRecipe:
+    """MTT's experts by default (plain SGD, CE); MKDT's KD experts set momentum, weight decay and loss="mse"."""
+
     epochs: int = 50
     lr: float = 0.01
     batch_size: int = 256
     dsa_strategy: str = STRATEGY_RGB  # "none" turns augmentation off
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    loss: str = "ce"  # "ce" on class labels, "mse" on regression targets
 
     def train_recipe(self) -> TrainRecipe:
-        return TrainRecipe(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=0.0, weight_decay=0.0,
-                           lr_decay_factor=1.0, augment="dsa", dsa_strategy=self.dsa_strategy)
+        return TrainRecipe(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
+                           weight_decay=self.weight_decay, lr_decay_factor=1.0, augment="dsa", dsa_strategy=self.dsa_strategy)
 
 
 def _space_fingerprint(space: ImageSpace) -> list:
@@ -83,30 +88,38 @@ class ExpertBank:
             save_file({"trajectory": trajectory.contiguous()}, str(tmp), metadata={"ddbench": json.dumps(meta)})
 
 
-def expert_bank(arch: str, train: ImageDataset, space: ImageSpace, recipe: ExpertRecipe, cache_dir: Path) -> ExpertBank:
+def expert_bank(arch: str, train: ImageDataset, space: ImageSpace, recipe: ExpertRecipe, cache_dir: Path,
+                targets_id: str = "") -> ExpertBank:
     ident = [train.name, train.source, int(train.x_train.shape[0]), arch, dataclasses.asdict(recipe), _space_fingerprint(space)]
+    if targets_id:
+        ident.append(targets_id)
     key = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return ExpertBank(cache_dir / "experts" / f"{train.name}-{arch}-{key}")
 
 
 def ensure_experts(count: int, arch: str, train: ImageDataset, space: ImageSpace, recipe: ExpertRecipe,
                    device: torch.device, cache_dir: Path, group: int = 10, progress: bool = True,
-                   log: Callable[[str], None] = print) -> tuple[ExpertBank, int]:
-    """Experts 0..count-1, training only the missing ones (several at once); returns (bank, number trained)."""
-    bank = expert_bank(arch, train, space, recipe, cache_dir)
+                   log: Callable[[str], None] = print, targets: torch.Tensor | None = None,
+                   targets_id: str = "") -> tuple[ExpertBank, int]:
+    """Experts 0..count-1, training only the missing ones (several at once); returns (bank, number trained).
+
+    `targets` (N, D) with `targets_id` (their content hash) replace the class labels for MSE experts."""
+    bank = expert_bank(arch, train, space, recipe, cache_dir, targets_id)
     missing = [s for s in range(count) if s not in set(bank.seeds())]
     if len(missing) < count:
         log(f"reusing {count - len(missing)} cached expert trajectories in {bank.directory}")
     if not missing:
         return bank, 0
     x = space.from_uint8(train.x_train, device)
-    y = train.y_train.to(device)
+    y = (targets if targets is not None else train.y_train).to(device)
+    outputs = y.shape[1] if y.dim() == 2 else train.num_classes
     augment = DSA(recipe.dsa_strategy) if recipe.dsa_strategy != "none" else None
     meta = {"arch": arch, "dataset": train.name, "recipe": dataclasses.asdict(recipe)}
     for start in range(0, len(missing), group):
         seeds = missing[start : start + group]
-        trajectories = train_trajectories(arch, seeds, x, y, recipe.train_recipe(), recipe.epochs, train.num_classes,
-                                          augment, progress=progress, desc=f"experts {seeds[0]}-{seeds[-1]} of {count}")
+        trajectories = train_trajectories(arch, seeds, x, y, recipe.train_recipe(), recipe.epochs, outputs, augment,
+                                          progress=progress, desc=f"experts {seeds[0]}-{seeds[-1]} of {count}",
+                                          label_mode="regression" if recipe.loss == "mse" else "hard")
         for seed, trajectory in zip(seeds, trajectories):
             bank.save(seed, trajectory, {**meta, "seed": seed})
     return bank, len(missing)

@@ -27,26 +27,29 @@ class Published:
     accuracy: float
     citation: str
     recipe: str
+    task: str = ""  # ssl-transfer: "<downstream>@<fraction>"
 
 
 def load_published() -> tuple[list[Published], dict[str, str]]:
     text = (resources.files("ddbench.protocols") / "published.toml").read_text()
     data = tomllib.loads(text)
     recipes = data.get("recipes", {})
-    entries = [Published(e["protocol"], e["method"], float(e["accuracy"]), e["citation"], e.get("recipe", ""))
+    entries = [Published(e["protocol"], e["method"], float(e["accuracy"]), e["citation"], e.get("recipe", ""), e.get("task", ""))
                for e in data.get("published", [])]
     return entries, recipes
 
 
 def summarize(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Mean ± std and n per (protocol, method, run, arch)."""
+    """Mean ± std and n per (protocol, method, run, arch, task); task is "" except on ssl-transfer cards."""
+    keys = ["protocol", "method", "run_id", "arch", "task"]
     if not rows:
-        return pd.DataFrame(columns=["protocol", "method", "run_id", "arch", "mean", "std", "n"])
+        return pd.DataFrame(columns=[*keys, "mean", "std", "n", "device"])
     df = pd.DataFrame(rows)
-    grouped = df.groupby(["protocol", "method", "run_id", "arch"], sort=False)["accuracy"]
+    df["task"] = df["task"].fillna("") if "task" in df else ""
+    grouped = df.groupby(keys, sort=False)["accuracy"]
     out = grouped.agg(mean="mean", std=lambda s: float(s.std(ddof=0)), n="count").reset_index()
-    devices = df.groupby(["protocol", "method", "run_id", "arch"], sort=False)["device"].agg(lambda s: sorted(set(s))[0])
-    return out.merge(devices.reset_index(), on=["protocol", "method", "run_id", "arch"])
+    devices = df.groupby(keys, sort=False)["device"].agg(lambda s: sorted(set(s))[0])
+    return out.merge(devices.reset_index(), on=keys)
 
 
 def current_rows(store: ResultStore) -> tuple[list[dict[str, Any]], int]:
@@ -66,7 +69,7 @@ def current_rows(store: ResultStore) -> tuple[list[dict[str, Any]], int]:
 def render(store: ResultStore) -> str:
     rows, dropped = current_rows(store)
     published, recipes = load_published()
-    pub = {(p.protocol, p.method): p for p in published}
+    pub = {(p.protocol, p.method, p.task): p for p in published}
     summary = summarize(rows)
     lines = ["# ddbench leaderboard", "",
              "Final-epoch test accuracy (%), mean ± std (population) over evaluation seeds; "
@@ -77,21 +80,24 @@ def render(store: ResultStore) -> str:
     cited: dict[str, int] = {}
     for protocol in sorted(summary["protocol"].unique()) if not summary.empty else []:
         card = load_protocol(protocol)
-        part = summary[summary["protocol"] == protocol].sort_values("mean", ascending=False)
+        part = summary[summary["protocol"] == protocol].sort_values(["task", "mean"], ascending=[True, False])
+        with_tasks = bool((part["task"] != "").any())
         table = []
-        for rank, r in enumerate(part.itertuples(), start=1):
-            p = pub.get((protocol, r.method))
+        ranks: dict[str, int] = {}
+        for r in part.itertuples():
+            rank = ranks[r.task] = ranks.get(r.task, 0) + 1  # ranked within each task
+            p = pub.get((protocol, r.method, r.task))
             note = ""
             if p:
                 key = f"{p.citation} — {recipes.get(p.recipe, p.recipe)}"
                 cited.setdefault(key, len(cited) + 1)
                 note = f"[{cited[key]}]"
-            table.append([rank, r.method, r.arch, f"{r.mean:.2f} ± {r.std:.2f}", r.n,
+            table.append([*([r.task] if with_tasks else []), rank, r.method, r.arch, f"{r.mean:.2f} ± {r.std:.2f}", r.n,
                           f"{p.accuracy:.1f} {note}" if p else "—",
                           f"{r.mean - p.accuracy:+.1f}" if p else "—", r.run_id, r.device])
+        headers = [*(["task"] if with_tasks else []), "#", "method", "arch", "accuracy", "n", "published", "Δ", "run", "device"]
         lines += [f"## {protocol}", "", f"{card.description} · card v{card.version} `{card.hash}`", "",
-                  tabulate(table, headers=["#", "method", "arch", "accuracy", "n", "published", "Δ", "run", "device"],
-                           tablefmt="github"), ""]
+                  tabulate(table, headers=headers, tablefmt="github"), ""]
     if cited:
         lines += ["## Sources of published numbers", ""]
         lines += [f"{i}. {text}" for text, i in sorted(cited.items(), key=lambda kv: kv[1])]

@@ -65,6 +65,7 @@ class Method:
     protocol_cfg: ClassVar[dict[str, dict[str, Any]]] = {}
     one_set_per_seed: ClassVar[bool] = False  # True: evaluation seed s gets its own set, distilled with seed s
     kinds: ClassVar[tuple[str, ...]] = ("supervised",)
+    quick_card: ClassVar[str] = "digits-quick"  # what `ddbench evaluate --method NAME` runs without --protocol
 
     def __init__(self, **cfg: Any) -> None:
         unknown = set(cfg) - set(self.default_cfg)

@@ -20,10 +20,11 @@ import tomllib
 
 from ddbench.errors import DDBenchError
 
-LABEL_MODES = ("hard", "soft", "regression")
+LABEL_MODES = ("hard", "soft", "regression", "none")
 # supervised: fresh networks trained with the card's recipe. dd-native: DD's own regime, fresh
 # networks trained with exactly the set's learned steps and step sizes (the recipe is unused).
-KINDS = ("supervised", "dd-native")
+# ssl-transfer: an encoder pre-trained on the set, then probed with few labels on downstream sets.
+KINDS = ("supervised", "dd-native", "ssl-transfer")
 INITS = ("", "random", "fixed")
 
 
@@ -47,6 +48,29 @@ class TrainRecipe:
 
 
 @dataclass(frozen=True)
+class PretrainRecipe:
+    """ssl-transfer: how an encoder is pre-trained on a set (MKDT's pretrain.py)."""
+
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 0.1  # used when the set carries no learned lr (real subsets)
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    use_learned_lr: bool = True
+    bt_epochs: int = 20  # images-only sets are pre-trained with Barlow Twins for this many epochs
+
+
+@dataclass(frozen=True)
+class ProbeRecipe:
+    """ssl-transfer: the linear probe on frozen, flattened, standardised features."""
+
+    fractions: tuple[float, ...] = (0.01, 0.05, 0.1, 0.5)
+    l2: float = 1e-3
+    max_iter: int = 500  # L-BFGS iterations (strong Wolfe line search), enough to converge
+    downstream: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ProtocolCard:
     id: str
     version: int
@@ -61,6 +85,10 @@ class ProtocolCard:
     zca: bool = False
     quick: bool = False
     init: str = ""  # dd-native cards: "random" (fresh networks per seed) or "fixed" (the set's own init)
+    budget: int = 0  # ssl-transfer cards: images in the set (they have no per-class IPC)
+    pretrain: PretrainRecipe | None = None
+    probe: ProbeRecipe | None = None
+    baselines: tuple[str, ...] = ()  # methods evaluated beside any method on this card
     description: str = ""
     overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -71,8 +99,10 @@ class ProtocolCard:
         data = dataclasses.asdict(self)
         for key in ("description", "archs", "seeds"):
             data.pop(key)
-        if not data["init"]:
-            data.pop("init")  # only dd-native cards have one; other hashes stay as they were
+        for key, empty in (("init", ""), ("budget", 0), ("pretrain", None), ("probe", None), ("baselines", ())):
+            if data[key] == empty:
+                data.pop(key)  # fields of other kinds stay out, so each kind's hashes stay as they were
+        data.pop("baselines", None)  # which baselines print beside a method does not change any row
         return data
 
     @property
@@ -110,9 +140,17 @@ def _cards_dir():
 
 
 def _parse(data: dict[str, Any], origin: str) -> ProtocolCard:
+    data.setdefault("ipc", 0)  # ssl-transfer cards size their sets by `budget`
     try:
         train = TrainRecipe(**data.pop("train", {}))
-        card = ProtocolCard(**{**data, "archs": tuple(data.get("archs", ())), "train": train})
+        pretrain = PretrainRecipe(**data.pop("pretrain")) if "pretrain" in data else None
+        probe = None
+        if "probe" in data:
+            raw = data.pop("probe")
+            probe = ProbeRecipe(**{**raw, "fractions": tuple(raw.get("fractions", ProbeRecipe.fractions)),
+                                   "downstream": tuple(raw.get("downstream", ()))})
+        card = ProtocolCard(**{**data, "archs": tuple(data.get("archs", ())), "train": train, "pretrain": pretrain,
+                               "probe": probe, "baselines": tuple(data.get("baselines", ()))})
     except TypeError as exc:
         raise DDBenchError(f"protocol card {origin} is malformed: {exc}") from None
     if card.kind not in KINDS:
@@ -121,8 +159,13 @@ def _parse(data: dict[str, Any], origin: str) -> ProtocolCard:
         raise DDBenchError(f"protocol card {origin}: dd-native cards need init = random or fixed; other cards none")
     if card.labels not in LABEL_MODES:
         raise DDBenchError(f"protocol card {origin}: labels must be one of {LABEL_MODES}, got '{card.labels}'")
-    if card.ipc < 1 or card.seeds < 1 or not card.archs or card.train.epochs < 0:
-        raise DDBenchError(f"protocol card {origin}: ipc, seeds and archs must be positive / non-empty")
+    if card.kind == "ssl-transfer":
+        if card.budget < 1 or card.pretrain is None or card.probe is None or not card.probe.downstream:
+            raise DDBenchError(f"protocol card {origin}: ssl-transfer cards need budget, [pretrain] and [probe] with downstream sets")
+    elif card.ipc < 1:
+        raise DDBenchError(f"protocol card {origin}: ipc must be positive")
+    if card.seeds < 1 or not card.archs or card.train.epochs < 0:
+        raise DDBenchError(f"protocol card {origin}: seeds and archs must be positive / non-empty")
     return card
 
 

@@ -106,14 +106,16 @@ def cached_real_network(arch: str, train: ImageDataset, space: ImageSpace, recip
     return model
 
 
+def features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Penultimate-layer features (the input of the final linear layer), flattened; differentiable."""
+    feats = model.forward_features(x)
+    if hasattr(model, "forward_head"):
+        feats = model.forward_head(feats, pre_logits=True)
+    return feats.flatten(1)
+
+
 @torch.no_grad()
 def embed(model: nn.Module, x: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
-    """Penultimate-layer features (the input of the final linear layer), flattened."""
+    """`features` of every image of `x`, in eval mode and in chunks."""
     model.eval()
-    parts = []
-    for start in range(0, len(x), chunk):
-        feats = model.forward_features(x[start : start + chunk])
-        if hasattr(model, "forward_head"):
-            feats = model.forward_head(feats, pre_logits=True)
-        parts.append(feats.flatten(1))
-    return torch.cat(parts)
+    return torch.cat([features(model, x[start : start + chunk]) for start in range(0, len(x), chunk)])

@@ -15,6 +15,7 @@ from typing import Any, Iterable
 
 ROW_SCHEMA = 1
 KEY_FIELDS = ("run_id", "protocol", "protocol_hash", "arch", "seed")
+OPTIONAL_KEY_FIELDS = ("task",)  # ssl-transfer rows: "<downstream>@<label fraction>"
 REQUIRED_FIELDS = (
     "schema", "method", "method_config", "run_id", "set_id", "distill_seed", "protocol", "protocol_version",
     "protocol_hash", "protocol_standard", "dataset", "ipc", "arch", "seed", "accuracy", "n_test",
@@ -23,7 +24,7 @@ REQUIRED_FIELDS = (
 
 
 def row_key(row: dict[str, Any]) -> tuple:
-    return tuple(row[k] for k in KEY_FIELDS)
+    return tuple(row[k] for k in KEY_FIELDS) + tuple(row.get(k, "") for k in OPTIONAL_KEY_FIELDS)
 
 
 class ResultStore:

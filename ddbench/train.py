@@ -241,16 +241,16 @@ def _train_stacked(models, seeds, images, targets, loss_fn, recipe, lr, augment,
 
 def train_trajectories(arch: str, seeds: Sequence[int], images: torch.Tensor, targets: torch.Tensor, recipe: TrainRecipe,
                        epochs: int, num_classes: int, augment: DSA | None, mode: str = "auto", progress: bool = True,
-                       desc: str = "") -> list[torch.Tensor]:
+                       desc: str = "", label_mode: str = "hard") -> list[torch.Tensor]:
     """Train one network per seed for exactly `epochs` passes and return each one's trajectory:
     its flat parameters before training and after every pass, (epochs + 1, P) on the CPU."""
     seeds = list(seeds)
     shared_x, shared_y = images.unsqueeze(0), targets.unsqueeze(0)
     in_chans, img_size = images.shape[1], tuple(images.shape[2:])
     models = [init_network(arch, s, num_classes, in_chans, img_size) for s in seeds]
-    mode = choose_mode(mode, arch, seeds, shared_x, shared_y, "hard", recipe, recipe.lr, num_classes, augment,
+    mode = choose_mode(mode, arch, seeds, shared_x, shared_y, label_mode, recipe, recipe.lr, num_classes, augment,
                        per_seed_data=True, stackable=len(seeds) > 1 and vmappable(models[0]))
-    loss_fn = loss_function("hard")
+    loss_fn = loss_function(label_mode)
     frames: list[list[torch.Tensor]] = [[] for _ in seeds]
     bar = tqdm(total=epochs * (1 if mode == "vmap" else len(seeds)), desc=desc or arch, unit="ep",
                disable=not progress, leave=False, mininterval=1.0)

@@ -208,3 +208,39 @@ def test_missing_dataset_names_paths_files_and_prepare_command(tmp_path):
 def test_unknown_dataset():
     with pytest.raises(DDBenchError, match="unknown dataset 'imagenet'"):
         load_dataset("imagenet")
+
+
+def test_fine_grained_layouts(tmp_path):
+    from scipy.io import savemat
+
+    base = tmp_path / "fgvc-aircraft-2013b" / "data"
+    (base / "images").mkdir(parents=True)
+    (base / "variants.txt").write_text("707-320\nA300B4\n")
+    for i in range(4):
+        _jpeg(base / "images" / f"{1000 + i}.jpg", 50, i)
+    (base / "images_variant_trainval.txt").write_text("1000 707-320\n1001 A300B4\n1002 A300B4\n")
+    (base / "images_variant_test.txt").write_text("1003 707-320\n")
+    ds = load_dataset("aircraft", tmp_path)
+    assert ds.x_train.shape == (3, 3, 32, 32) and ds.y_train.tolist() == [0, 1, 1] and ds.class_names[1] == "A300B4"
+
+    dogs = tmp_path / "StanfordDogs"
+    files = ["n02085620-Chihuahua/a.jpg", "n02085782-Japanese_spaniel/b.jpg", "n02085620-Chihuahua/c.jpg"]
+    for i, f in enumerate(files):
+        _jpeg(dogs / "Images" / f, 40, 10 + i)
+    cell = np.empty((2, 1), dtype=object)
+    cell[0, 0], cell[1, 0] = np.array([files[0]]), np.array([files[1]])
+    savemat(dogs / "train_list.mat", {"file_list": cell, "labels": np.array([[1], [2]])})
+    cell = np.empty((1, 1), dtype=object)
+    cell[0, 0] = np.array([files[2]])
+    savemat(dogs / "test_list.mat", {"file_list": cell, "labels": np.array([[1]])})
+    ds = load_dataset("dogs_64", tmp_path)
+    assert ds.x_train.shape == (2, 3, 64, 64) and ds.class_names == ["Chihuahua", "Japanese_spaniel"]
+
+    flowers = tmp_path / "flowers-102"
+    for i in range(1, 5):
+        _jpeg(flowers / "jpg" / f"image_{i:05d}.jpg", 45, 20 + i)
+    savemat(flowers / "imagelabels.mat", {"labels": np.array([[1, 2, 1, 2]])})
+    savemat(flowers / "setid.mat", {"trnid": np.array([[1, 2]]), "valid": np.array([[3]]), "tstid": np.array([[3, 4]])})
+    ds = load_dataset("flowers102", tmp_path)
+    assert ds.x_train.shape == (2, 3, 32, 32) and ds.y_test.tolist() == [0, 1]
+    assert ds.std != (0.229, 0.224, 0.225)  # its own statistics

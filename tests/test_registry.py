@@ -14,7 +14,7 @@ from ddbench.registry import create_method, list_methods, register_method
 def test_builtin_methods_are_listed_with_wildcards():
     names = list_methods()
     assert {"random", "herding", "kcenter", "forgetting"} <= set(names)
-    assert list_methods("k*") == ["kcenter"]
+    assert list_methods("k*") == ["kcenter", "kd-highloss", "kd-random"]
 
 
 def test_config_layers_and_coercion():

@@ -11,7 +11,7 @@ import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
 
-from ddbench.data import cache, cifar, folders, mnist
+from ddbench.data import cache, cifar, fine_grained, folders, mnist
 from ddbench.data.base import DatasetSpec, ImageDataset, Splits, channel_stats
 from ddbench.data.digits import read_digits
 from ddbench.data.npz import read_npz
@@ -43,6 +43,14 @@ SPECS: dict[str, DatasetSpec] = {
                     folders.cub_reader(64), folders.download_cub),
         DatasetSpec("digits", "scikit-learn's bundled 8×8 digits, 1,257/540, gray (offline anywhere)", [],
                     read_digits, None, bundled=True),
+        *[spec for size, suffix in ((32, ""), (64, "_64")) for spec in (
+            DatasetSpec(f"aircraft{suffix}", f"FGVC-Aircraft variants, trainval/test, {size}×{size} RGB (LANCZOS)",
+                        fine_grained.AIRCRAFT_FILES, fine_grained.aircraft_reader(size), fine_grained.download_aircraft),
+            DatasetSpec(f"dogs{suffix}", f"Stanford Dogs, train_list/test_list, {size}×{size} RGB (LANCZOS)",
+                        fine_grained.DOGS_FILES, fine_grained.dogs_reader(size), fine_grained.download_dogs),
+            DatasetSpec(f"flowers102{suffix}", f"Flowers-102, train/test (setid.mat), {size}×{size} RGB (LANCZOS)",
+                        fine_grained.FLOWERS_FILES, fine_grained.flowers_reader(size), fine_grained.download_flowers),
+        )],
     ]
 }
 

@@ -1,0 +1,70 @@
+"""Knowledge-distillation pieces shared by MKDT and its baselines: the teacher's representations as
+regression targets, the KD experts trained on them, and the high-loss subset.
+
+KD experts, as MKDT's buffer.py trains them: the card's ConvNet with a head of the representation
+size, MSE to the teacher representations, SGD lr 0.1, momentum 0.9, weight decay 1e-4, batch 256,
+20 epochs, no augmentation; all 21 snapshots kept (ddbench.experts caches them by content).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ddbench.barlow import BarlowRecipe
+from ddbench.data import ImageDataset
+from ddbench.experts import ExpertBank, ExpertRecipe, ensure_experts
+from ddbench.method import DistillContext
+from ddbench.teacher import TeacherSpec, teacher_representations
+from ddbench.unroll import FlatNetwork
+
+KD_OPTIONS: dict[str, Any] = {
+    "teacher": "", "teacher_arch": "resnet18", "teacher_epochs": 200, "teacher_batch": 512, "teacher_stem_padding": 2,
+    "num_experts": 100, "expert_train_epochs": 20, "expert_lr": 0.1, "expert_momentum": 0.9,
+    "expert_wd": 1e-4, "expert_batch": 256, "arch": "",
+}
+
+
+@dataclass
+class KDSetup:
+    reps: torch.Tensor  # (N, D) teacher representations of the training images (CPU)
+    reps_id: str
+    arch: str
+
+
+def teacher_targets(train: ImageDataset, ctx: DistillContext) -> KDSetup:
+    cfg = ctx.config
+    spec = TeacherSpec(arch=cfg["teacher_arch"], stem_padding=cfg["teacher_stem_padding"], checkpoint=cfg["teacher"],
+                       barlow=BarlowRecipe(epochs=cfg["teacher_epochs"], batch_size=cfg["teacher_batch"]))
+    reps, reps_id = teacher_representations(spec, train, ctx.space, 0, ctx.device, ctx.cache_dir,
+                                            progress=ctx.progress, log=ctx.log)
+    return KDSetup(reps, reps_id, cfg["arch"] or ctx.card.archs[0])
+
+
+def kd_experts(train: ImageDataset, ctx: DistillContext, setup: KDSetup) -> ExpertBank:
+    cfg = ctx.config
+    recipe = ExpertRecipe(epochs=cfg["expert_train_epochs"], lr=cfg["expert_lr"], batch_size=cfg["expert_batch"],
+                          dsa_strategy="none", momentum=cfg["expert_momentum"], weight_decay=cfg["expert_wd"], loss="mse")
+    bank, _ = ensure_experts(cfg["num_experts"], setup.arch, train, ctx.space, recipe, ctx.device, ctx.cache_dir,
+                             progress=ctx.progress, log=ctx.log, targets=setup.reps, targets_id=setup.reps_id)
+    return bank
+
+
+@torch.no_grad()
+def high_loss_indices(train: ImageDataset, ctx: DistillContext, setup: KDSetup, bank: ExpertBank, count: int) -> torch.Tensor:
+    """The `count` training images with the highest MSE to their teacher representation under every
+    expert's epoch-1 parameters, averaged over experts (not class-balanced)."""
+    device = ctx.device
+    student = FlatNetwork(setup.arch, setup.reps.shape[1], train.channels, train.image_size)
+    x = ctx.space.from_uint8(train.x_train, device)
+    reps = setup.reps.to(device)
+    total = torch.zeros(len(x), device=device)
+    seeds = bank.seeds()[: ctx.config["num_experts"]]
+    for seed in seeds:
+        (theta,) = bank.snapshots(seed, 1)
+        theta = theta.to(device)
+        for lo in range(0, len(x), 2048):
+            out = student(theta, x[lo : lo + 2048])
+            total[lo : lo + 2048] += (out - reps[lo : lo + 2048]).square().mean(1)
+    return torch.argsort(total / len(seeds), descending=True)[:count].cpu()

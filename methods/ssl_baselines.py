@@ -1,0 +1,86 @@
+"""The baselines of the self-supervised transfer protocol (printed beside MKDT on every ssl card).
+
+- `no-pretrain`: no pre-training at all: a randomly initialised encoder is probed (an empty set).
+- `kd-random`: a uniformly random real subset of the card's budget (not class-balanced, as an SSL
+  set has no labels), pre-trained by regressing its teacher representations (KD).
+- `kd-highloss`: MKDT's high-loss initialisation, without distillation, pre-trained the same way.
+- `bt-random`: the random subset pre-trained with Barlow Twins on its images alone.
+Teacher, experts and subsets use MKDT's per-card settings (and share its caches).
+"""
+from __future__ import annotations
+
+import torch
+from ddbench.methods.mkdt import DIGITS_BUDGET, SSL_QUICK
+
+from ddbench.data import ImageDataset
+from ddbench.distilled import DistilledSet
+from ddbench.kd import KD_OPTIONS, high_loss_indices, kd_experts, teacher_targets
+from ddbench.method import DistillContext, Method
+from ddbench.registry import register_method
+
+_TINY = {"tinyimagenet-ssl-*": {"arch": "convnetd4"}, "digits*": DIGITS_BUDGET}
+
+
+def _random_subset(train: ImageDataset, ctx: DistillContext) -> torch.Tensor:
+    return torch.randperm(len(train.y_train), generator=ctx.generator())[: ctx.card.budget]
+
+
+def _kd_set(train: ImageDataset, ctx: DistillContext, idx: torch.Tensor, reps: torch.Tensor) -> DistilledSet:
+    """Real images `idx` with their teacher representations as regression targets."""
+    return ctx.make_set(ctx.space.from_uint8(train.x_train[idx]), reps[idx].clone(), train, label_mode="regression",
+                        indices=idx.tolist())
+
+
+class _SSLBaseline(Method):
+    kinds = ("ssl-transfer",)
+    quick_card = SSL_QUICK
+    one_set_per_seed = False
+
+
+@register_method
+class NoPretrain(_SSLBaseline):
+    """No pre-training: a randomly initialised encoder (an empty set)."""
+
+    name = "no-pretrain"
+
+    def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
+        empty = torch.zeros(0, train.channels, *train.image_size)
+        return ctx.make_set(empty, torch.zeros(0, 0), train, label_mode="none")
+
+
+@register_method
+class KDRandom(_SSLBaseline):
+    """A random real subset of the budget, pre-trained on its teacher representations."""
+
+    name = "kd-random"
+    default_cfg = dict(KD_OPTIONS)
+    protocol_cfg = _TINY
+
+    def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
+        return _kd_set(train, ctx, _random_subset(train, ctx), teacher_targets(train, ctx).reps)
+
+
+@register_method
+class KDHighLoss(_SSLBaseline):
+    """MKDT's high-loss subset without distillation, pre-trained on its teacher representations."""
+
+    name = "kd-highloss"
+    default_cfg = dict(KD_OPTIONS)
+    protocol_cfg = _TINY
+
+    def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
+        setup = teacher_targets(train, ctx)
+        idx = high_loss_indices(train, ctx, setup, kd_experts(train, ctx, setup), ctx.card.budget)
+        return _kd_set(train, ctx, idx, setup.reps)
+
+
+@register_method
+class BTRandom(_SSLBaseline):
+    """A random real subset of the budget, pre-trained with Barlow Twins on its images alone."""
+
+    name = "bt-random"
+
+    def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
+        idx = _random_subset(train, ctx)
+        return ctx.make_set(ctx.space.from_uint8(train.x_train[idx]), torch.zeros(len(idx), 0), train,
+                            label_mode="none", indices=idx.tolist())
