@@ -308,6 +308,9 @@ def _base_row(card: ProtocolCard, run_id: str, device: torch.device) -> dict[str
     }
 
 
+_SKIP_REPORTED: set[tuple[str, str]] = set()
+
+
 def _tasks(card: ProtocolCard, opts: EvalOptions, quiet: bool = True) -> list[str]:
     """The row tasks of a card: "" for one row per (arch, seed); per downstream set and label fraction
     for ssl-transfer cards (downstream sets absent from the data root are skipped, with one line each)."""
@@ -319,10 +322,14 @@ def _tasks(card: ProtocolCard, opts: EvalOptions, quiet: bool = True) -> list[st
     tasks = []
     for name in card.probe.downstream:
         if not dataset_status(name, opts.data_root)["present"]:
-            if not quiet:
+            if not quiet and (str(opts.data_root), name) not in _SKIP_REPORTED:
+                _SKIP_REPORTED.add((str(opts.data_root), name))
                 opts.log(f"  skipping downstream '{name}': not found under the data root (`ddbench data prepare {name}`)")
             continue
         tasks += [task_name(name, f) for f in card.probe.fractions]
+    if not tasks:
+        raise DDBenchError(f"card '{card.id}': none of its downstream datasets ({', '.join(card.probe.downstream)}) is present "
+                           f"under the data root; run `ddbench data prepare NAME` for at least one")
     return tasks
 
 

@@ -90,6 +90,8 @@ def _key(spec: TeacherSpec, train: ImageDataset, space: ImageSpace, seed: int) -
     ident = [train.name, train.source, int(train.x_train.shape[0]), dataclasses.asdict(spec), list(space.mean),
              list(space.std), seed]
     if spec.checkpoint:
+        if not Path(spec.checkpoint).is_file():
+            raise DDBenchError(f"teacher checkpoint {spec.checkpoint} does not exist")
         stat = Path(spec.checkpoint).stat()
         ident.append([str(Path(spec.checkpoint).resolve()), stat.st_size, stat.st_mtime_ns])
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -115,3 +115,16 @@ def test_teacher_checkpoints_in_barlow_twins_layout_load(tmp_path):
     torch.save({"f.0.weight": torch.zeros(3)}, tmp_path / "bad.pth")
     with pytest.raises(DDBenchError, match="does not fit a ResNet-18"):
         load_teacher(tmp_path / "bad.pth", 3, 32)
+
+
+def test_bad_teacher_paths_and_absent_downstream_sets_are_one_line_errors(tmp_path, capsys):
+    from ddbench.cli import main
+
+    code = main(["evaluate", "--method", "mkdt", "--teacher", str(tmp_path / "none.pth"), "--no-baselines",
+                 "--results", str(tmp_path / "lb"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1] == f"ddbench: error: teacher checkpoint {tmp_path / 'none.pth'} does not exist"
+    code = main(["evaluate", "--method", "no-pretrain", "--protocol", "cifar10-ssl-2pct", "--data-root", str(tmp_path),
+                 "--results", str(tmp_path / "lb"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "none of its downstream datasets" in err[-1]
