@@ -116,6 +116,15 @@ def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_max_rss"
 
 
+def _row(base_row: dict[str, Any], dset: DistilledSet, device: torch.device, **fields: Any) -> dict[str, Any]:
+    """A result row: the run's provenance, the set's, the device's peak memory so far, and `fields`."""
+    peak, peak_kind = _peak_memory_mb(device)
+    return {**base_row, "method": dset.method, "method_config": dset.method_config, "set_id": dset.set_id,
+            "distill_seed": dset.distill_seed, "distill_time_s": dset.extra.get("distill_time_s"),
+            "peak_mem_mb": round(peak, 1), "peak_mem_kind": peak_kind, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **fields}
+
+
 @dataclass
 class _Job:
     """Seeds of one arch that train together, on one set (shared) or one set per seed."""
@@ -206,17 +215,11 @@ def _run_jobs(jobs: list[_Job], card: ProtocolCard, train: ImageDataset, opts: E
                 seconds = clock.lap()
                 p = sets[k] if per_seed else sets[0]
                 acc = accuracy(model, x_test, y_test)
-                peak, peak_kind = _peak_memory_mb(device)
-                opts.store.append([{
-                    **base_row, "method": p.dset.method, "method_config": p.dset.method_config,
-                    "set_id": p.dset.set_id, "distill_seed": p.dset.distill_seed,
-                    "distill_time_s": p.dset.extra.get("distill_time_s"),
-                    "arch": job.arch, "seed": seeds[k], "accuracy": round(100.0 * acc, 4), "n_test": len(y_test),
-                    "label_mode": p.label_mode, "lr": p.lr, "learned_lr_used": p.lr != card.train.lr,
-                    "batch_mode": f"vmap{len(seeds)}" if mode == "vmap" else "loop",
-                    "wall_time_s": round(seconds, 3), "peak_mem_mb": round(peak, 1), "peak_mem_kind": peak_kind,
-                    "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                }])
+                opts.store.append([_row(
+                    base_row, p.dset, device, arch=job.arch, seed=seeds[k], accuracy=round(100.0 * acc, 4),
+                    n_test=len(y_test), label_mode=p.label_mode, lr=p.lr, learned_lr_used=p.lr != card.train.lr,
+                    batch_mode=f"vmap{len(seeds)}" if mode == "vmap" else "loop", wall_time_s=round(seconds, 3),
+                )])
                 opts.log(f"  {card.id} {job.arch} seed {seeds[k]}: {100 * acc:.2f}%")
                 clock.restart()
 
@@ -240,15 +243,11 @@ def _run_native_jobs(jobs: list[_Job], card: ProtocolCard, train: ImageDataset, 
                 torch.cuda.reset_peak_memory_stats(opts.device)
             x_test = dset.space.from_uint8(train.x_test, opts.device)
             accs, seconds = evaluate_native(dset, job.arch, job.seeds, x_test, y_test, opts.device)
-            peak, peak_kind = _peak_memory_mb(opts.device)
-            opts.store.append([{
-                **base_row, "method": dset.method, "method_config": dset.method_config, "set_id": dset.set_id,
-                "distill_seed": dset.distill_seed, "distill_time_s": dset.extra.get("distill_time_s"),
-                "arch": job.arch, "seed": seed, "accuracy": round(100.0 * acc, 4), "n_test": len(y_test),
-                "label_mode": dset.label_mode, "lr": None, "learned_lr_used": True,
-                "batch_mode": f"native-vmap{len(job.seeds)}", "wall_time_s": round(seconds / len(job.seeds), 4),
-                "peak_mem_mb": round(peak, 1), "peak_mem_kind": peak_kind, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            } for seed, acc in zip(job.seeds, accs)])
+            opts.store.append([_row(
+                base_row, dset, opts.device, arch=job.arch, seed=seed, accuracy=round(100.0 * acc, 4), n_test=len(y_test),
+                label_mode=dset.label_mode, lr=None, learned_lr_used=True, batch_mode=f"native-vmap{len(job.seeds)}",
+                wall_time_s=round(seconds / len(job.seeds), 4),
+            ) for seed, acc in zip(job.seeds, accs)])
             opts.log(f"  {card.id} {job.arch}: {len(accs)} networks, mean {100 * sum(accs) / len(accs):.2f}%")
 
 
@@ -277,16 +276,11 @@ def _run_ssl_jobs(jobs: list[_Job], card: ProtocolCard, train: ImageDataset, opt
                 for fraction, acc in probe_accuracies(encoder, data, card.probe, seed, opts.device).items():
                     rows.append((task_name(name, fraction), name, fraction, acc))
             seconds = time.perf_counter() - start
-            peak, peak_kind = _peak_memory_mb(opts.device)
-            opts.store.append([{
-                **base_row, "method": dset.method, "method_config": dset.method_config, "set_id": dset.set_id,
-                "distill_seed": dset.distill_seed, "distill_time_s": dset.extra.get("distill_time_s"),
-                "arch": job.arch, "seed": seed, "task": task, "downstream": name, "label_fraction": fraction,
-                "accuracy": round(100.0 * acc, 4), "n_test": len(downstream[name].y_test), "label_mode": dset.label_mode,
-                "lr": dset.learned_lr, "learned_lr_used": bool(dset.learned_lr), "batch_mode": "loop",
-                "wall_time_s": round(seconds, 3), "peak_mem_mb": round(peak, 1), "peak_mem_kind": peak_kind,
-                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            } for task, name, fraction, acc in rows])
+            opts.store.append([_row(
+                base_row, dset, opts.device, arch=job.arch, seed=seed, task=task, downstream=name, label_fraction=fraction,
+                accuracy=round(100.0 * acc, 4), n_test=len(downstream[name].y_test), label_mode=dset.label_mode,
+                lr=dset.learned_lr, learned_lr_used=bool(dset.learned_lr), batch_mode="loop", wall_time_s=round(seconds, 3),
+            ) for task, name, fraction, acc in rows])
             opts.log(f"  {card.id} {dset.method} {job.arch} seed {seed}: " +
                      ", ".join(f"{t} {100 * a:.1f}%" for t, _, _, a in rows))
 
@@ -410,5 +404,6 @@ def _collect(card: ProtocolCard, run_id: str, opts: EvalOptions) -> list[dict[st
     """Every stored row this request covers: the ones just written and the ones found from earlier runs."""
     archs = list(opts.archs or card.archs)
     seeds = range(opts.seeds if opts.seeds is not None else card.seeds)
-    wanted = {(run_id, card.id, card.hash, arch, s, t) for arch in archs for s in seeds for t in _tasks(card, opts)}
+    tasks = _tasks(card, opts)
+    wanted = {(run_id, card.id, card.hash, arch, s, t) for arch in archs for s in seeds for t in tasks}
     return [r for r in opts.store.rows() if row_key(r) in wanted]

@@ -7,7 +7,8 @@ step size η to the final parameters. `trajectory_matching_loss` is MTT's object
 """
 from __future__ import annotations
 
-from typing import Callable
+import math
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -63,3 +64,26 @@ def unroll(student: FlatNetwork, start: torch.Tensor, images: torch.Tensor, targ
 def trajectory_matching_loss(final: torch.Tensor, start: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """‖θ_N − θ*_{t+M}‖² / ‖θ*_t − θ*_{t+M}‖² (MTT's normalised parameter distance)."""
     return (final - target).square().sum() / (start - target).square().sum()
+
+
+def matching_iteration(student: FlatNetwork, start: torch.Tensor, target: torch.Tensor, images: torch.Tensor,
+                       targets: torch.Tensor, lr: torch.Tensor, steps: int, batch_size: int,
+                       loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], augment: DSA | None,
+                       gen: torch.Generator | None, pick_gen: torch.Generator | None,
+                       optimizers: Sequence[torch.optim.Optimizer], method: str, iteration: int) -> float:
+    """One trajectory-matching update (MTT, MKDT): unroll from the expert's `start`, match `target`,
+    step every optimizer. A NaN loss, a non-positive step size or non-finite images stop the run."""
+    final = unroll(student, start.clone(), images, targets, lr, steps, batch_size, loss_fn, augment, gen, pick_gen)
+    loss = trajectory_matching_loss(final, start, target)
+    value = loss.item()
+    if not math.isfinite(value):
+        raise DDBenchError(f"{method} diverged at iteration {iteration} (loss {value}); lower lr_img or lr_lr; no set was written")
+    for opt in optimizers:
+        opt.zero_grad(set_to_none=True)
+    loss.backward()
+    for opt in optimizers:
+        opt.step()
+    if lr.item() <= 0 or not torch.isfinite(images).all():
+        raise DDBenchError(f"{method} diverged at iteration {iteration} (step size {lr.item():.3g}); lower lr_lr or lr_img; "
+                           "no set was written")
+    return value

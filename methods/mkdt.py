@@ -23,8 +23,6 @@ the paper used mix-bt checkpoints); digits (the quick card) runs a CPU budget: a
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
@@ -35,7 +33,7 @@ from ddbench.errors import DDBenchError
 from ddbench.kd import KD_OPTIONS, high_loss_indices, kd_experts, teacher_targets
 from ddbench.method import DistillContext, Method
 from ddbench.registry import register_method
-from ddbench.unroll import FlatNetwork, trajectory_matching_loss, unroll
+from ddbench.unroll import FlatNetwork, matching_iteration
 
 SSL_QUICK = "digits-ssl-quick"
 DIGITS_BUDGET = {"teacher_arch": "convnetd2", "teacher_epochs": 30, "teacher_batch": 256, "num_experts": 5,
@@ -84,19 +82,8 @@ class MKDT(Method):
             expert = experts[int(torch.randint(len(experts), (1,), generator=gen_cpu))]  # a new random expert each time
             start_epoch = int(torch.randint(cfg["max_start_epoch"], (1,), generator=gen_cpu))
             start, target = (t.to(device) for t in bank.snapshots(expert, start_epoch, start_epoch + cfg["expert_epochs"]))
-            final = unroll(student, start.clone(), images, targets, syn_lr, cfg["syn_steps"], cfg["batch_syn"],
-                           F.mse_loss, None, gen_dev, None)
-            loss = trajectory_matching_loss(final, start, target)
-            if not math.isfinite(loss.item()):
-                raise DDBenchError(f"mkdt diverged at iteration {it} (loss {loss.item()}); lower lr_img or lr_lr; no set was written")
-            for opt in opts:
-                opt.zero_grad(set_to_none=True)
-            loss.backward()
-            for opt in opts:
-                opt.step()
-            if syn_lr.item() <= 0:
-                raise DDBenchError(f"mkdt diverged at iteration {it} (step size {syn_lr.item():.3g}); lower lr_lr; no set was written")
-            losses.append(loss.item())
+            losses.append(matching_iteration(student, start, target, images, targets, syn_lr, cfg["syn_steps"],
+                                             cfg["batch_syn"], F.mse_loss, None, gen_dev, None, opts, "mkdt", it))
         first = sum(losses[:10]) / max(1, len(losses[:10]))
         last = sum(losses[-10:]) / max(1, len(losses[-10:]))
         return ctx.make_set(images.detach(), targets.detach().cpu(), train, label_mode="regression",

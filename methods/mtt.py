@@ -28,8 +28,6 @@ Hyperparameters per card follow the paper's table (mtt-distillation issue #7). D
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
@@ -42,7 +40,7 @@ from ddbench.experts import ExpertRecipe, ensure_experts
 from ddbench.method import DistillContext, Method
 from ddbench.preprocess import ZCA, ImageSpace
 from ddbench.registry import register_method
-from ddbench.unroll import FlatNetwork, trajectory_matching_loss, unroll
+from ddbench.unroll import FlatNetwork, matching_iteration
 
 
 def _table(steps: int, expert_epochs: int, max_start: int, lr_img: float, lr_lr: float, zca: bool, batch_syn: int = 0) -> dict:
@@ -109,23 +107,10 @@ class MTT(Method):
             expert = int(torch.randint(cfg["num_experts"], (1,), generator=gen_cpu))
             start_epoch = int(torch.randint(cfg["max_start_epoch"], (1,), generator=gen_cpu))
             start, target = (t.to(device) for t in bank.snapshots(expert, start_epoch, start_epoch + cfg["expert_epochs"]))
-            final = unroll(student, start.clone(), images, labels, syn_lr, cfg["syn_steps"], batch_syn, F.cross_entropy,
-                           augment, gen_dev, pick)
-            loss = trajectory_matching_loss(final, start, target)
-            if not math.isfinite(loss.item()):
-                raise DDBenchError(f"mtt diverged at iteration {it} (loss {loss.item()}); lower lr_img or lr_lr "
-                                   f"(now {cfg['lr_img']}, {cfg['lr_lr']}); no set was written")
-            opt_img.zero_grad(set_to_none=True)
-            opt_lr.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_img.step()
-            opt_lr.step()
-            if syn_lr.item() <= 0 or not torch.isfinite(images).all():
-                raise DDBenchError(f"mtt diverged at iteration {it} (step size {syn_lr.item():.3g}); lower lr_lr or lr_img; "
-                                   "no set was written")
-            losses.append(loss.item())
+            losses.append(matching_iteration(student, start, target, images, labels, syn_lr, cfg["syn_steps"], batch_syn,
+                                             F.cross_entropy, augment, gen_dev, pick, [opt_img, opt_lr], "mtt", it))
             if it % 10 == 0:
-                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{syn_lr.item():.4f}")
+                bar.set_postfix(loss=f"{losses[-1]:.4f}", lr=f"{syn_lr.item():.4f}")
         first, last = _mean(losses[:20]), _mean(losses[-20:])
         return ctx.make_set(images.detach(), labels.cpu(), train, learned_lr=float(syn_lr.item()), space=space,
                             loss_first=first, loss_last=last, iterations=cfg["iterations"], init_indices=init.tolist())
