@@ -4,8 +4,9 @@ Plain: the original's structure — a flat-parameter module that re-assigns view
 vector into the network on every forward (mtt-distillation's ReparamModule), DSA per step with
 parameters drawn on the CPU and affine matrices built from Python lists, autograd double
 backward. Ours: `ddbench.unroll` (torch.func.functional_call over views, batched device-side
-DSA). Same ConvNet, same synthetic set size, same number of unrolled steps, in one process;
-prints seconds per iteration, peak memory and the ratio.
+DSA), with and without per-step gradient checkpointing. Same ConvNet, same synthetic set size,
+same number of unrolled steps, in one process; prints seconds per iteration, peak device memory
+(CUDA), the bytes autograd keeps for the backward pass (any device) and the ratios to plain.
 
     python benchmarks/bench_mtt.py --dataset cifar10 --ipc 10 50 --syn-steps 30 --iters 10   # GPU
     python benchmarks/bench_mtt.py --dataset digits --ipc 10 --syn-steps 10 --iters 3           # CPU-sized
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from plain_loop import _plain_dsa  # noqa: E402
 
 from ddbench.augment import DSA, DSAParams  # noqa: E402
+from ddbench.memory import saved_for_backward_bytes  # noqa: E402
 from ddbench.models import create_network  # noqa: E402
 from ddbench.provenance import device_name, pick_device  # noqa: E402
 from ddbench.unroll import FlatNetwork, trajectory_matching_loss, unroll  # noqa: E402
@@ -65,8 +67,9 @@ def plain_iteration(net, start, target, images, labels, lr, steps, strategy):
     return loss
 
 
-def ours_iteration(student, start, target, images, labels, lr, steps, dsa, gen, pick):
-    final = unroll(student, start.clone(), images, labels, lr, steps, len(images), F.cross_entropy, dsa, gen, pick)
+def ours_iteration(student, start, target, images, labels, lr, steps, dsa, gen, pick, checkpoint=False):
+    final = unroll(student, start.clone(), images, labels, lr, steps, len(images), F.cross_entropy, dsa, gen, pick,
+                   checkpoint=checkpoint)
     loss = trajectory_matching_loss(final, start, target)
     loss.backward()
     return loss
@@ -86,6 +89,11 @@ def measure(fn, iters: int, device: torch.device) -> tuple[float, float]:
     else:
         peak = float("nan")
     return (time.perf_counter() - start) / iters, peak
+
+
+def saved_for_backward_mib(fn) -> float:
+    """MiB autograd keeps for the backward pass (checkpointed regions keep only their inputs)."""
+    return saved_for_backward_bytes(fn)[1] / 2**20
 
 
 def main() -> None:
@@ -110,15 +118,23 @@ def main() -> None:
         target = start + (torch.randn(student.numel, generator=g) * 0.01).to(device)
         plain_net = PlainReparam(create_network(arch, classes, chans, size)).to(device)
         dsa, gen, pick = DSA(strategy), torch.Generator(device=device).manual_seed(0), torch.Generator().manual_seed(1)
-        t_plain, m_plain = measure(lambda: plain_iteration(plain_net, start, target, images, labels, lr, args.syn_steps, strategy),
-                                   args.iters, device)
-        t_ours, m_ours = measure(lambda: ours_iteration(student, start, target, images, labels, lr, args.syn_steps, dsa, gen, pick),
-                                 args.iters, device)
-        rows.append([args.dataset, ipc, args.syn_steps, f"{t_plain:.3f}", f"{m_plain:.2f}", f"{t_ours:.3f}", f"{m_ours:.2f}",
-                     f"{t_plain / t_ours:.2f}"])
+        variants = {
+            "plain (original structure)": lambda: plain_iteration(plain_net, start, target, images, labels, lr,
+                                                                  args.syn_steps, strategy),
+            "ddbench": lambda: ours_iteration(student, start, target, images, labels, lr, args.syn_steps, dsa, gen, pick),
+            "ddbench, checkpoint=true": lambda: ours_iteration(student, start, target, images, labels, lr, args.syn_steps,
+                                                               dsa, gen, pick, checkpoint=True),
+        }
+        base_t = base_saved = None
+        for name, fn in variants.items():
+            seconds, peak = measure(fn, args.iters, device)
+            saved = saved_for_backward_mib(fn)
+            base_t, base_saved = base_t or seconds, base_saved or saved
+            rows.append([args.dataset, ipc, args.syn_steps, name, f"{seconds:.3f}", f"{peak:.2f}", f"{saved:.0f}",
+                         f"{base_t / seconds:.2f}", f"{saved / base_saved:.3f}"])
     print(f"device: {device_name(device)}; torch {torch.__version__}; {args.iters} timed iterations after one warm-up")
-    print(tabulate(rows, headers=["dataset", "ipc", "syn_steps", "plain s/it", "plain GiB", "ours s/it", "ours GiB", "speed-up"],
-                   tablefmt="github"))
+    print(tabulate(rows, headers=["dataset", "ipc", "syn_steps", "variant", "s/it", "peak GiB", "saved MiB", "speed-up",
+                                  "saved vs plain"], tablefmt="github"))
 
 
 if __name__ == "__main__":

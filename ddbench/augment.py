@@ -173,10 +173,22 @@ class DSA:
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator | None = None,
                  pick_gen: torch.Generator | None = None) -> torch.Tensor:
+        return self.apply(x, self.draw(x.shape, x.device, gen, pick_gen))
+
+    def draw(self, shape: torch.Size | tuple, device: torch.device, gen: torch.Generator | None = None,
+             pick_gen: torch.Generator | None = None) -> tuple[str, Params] | None:
+        """The group and per-sample parameters for a batch of `shape` (what `__call__` would draw)."""
         if not self.groups:
+            return None
+        group = self._pick(pick_gen)
+        return group, TRANSFORMS[group][0](shape[0], tuple(shape), self.params, gen, device)
+
+    def apply(self, x: torch.Tensor, drawn: tuple[str, Params] | None) -> torch.Tensor:
+        """Apply parameters from `draw`: deterministic, so a recomputation (checkpointing) repeats it exactly."""
+        if drawn is None:
             return x
-        draw, apply = TRANSFORMS[self._pick(pick_gen)]
-        return apply(x, draw(len(x), x.shape, self.params, gen, x.device), self.params).contiguous()
+        group, params = drawn
+        return TRANSFORMS[group][1](x, params, self.params).contiguous()
 
     def stacked(self, x: torch.Tensor, gens: list, pick_gens: list) -> torch.Tensor:
         if not self.groups:

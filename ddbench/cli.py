@@ -129,8 +129,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_distill(args: argparse.Namespace) -> int:
     from ddbench.data import load_dataset
-    from ddbench.evaluate import EvalOptions, distill_cached
-    from ddbench.paths import default_results_dir
+    from ddbench.evaluate import EvalOptions, distill_cached, set_cache_path, snapshot_path
+    from ddbench.paths import atomic_write, default_results_dir
     from ddbench.protocol import load_protocol
     from ddbench.provenance import pick_device
     from ddbench.registry import create_method
@@ -138,14 +138,36 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
     card = load_protocol(args.protocol)
     method = create_method(args.method, **_parse_cfg(args.cfg))
+    snapshots = _parse_snapshots(args.snapshots)
     opts = EvalOptions(device=pick_device(args.device), store=ResultStore(default_results_dir()),
-                       data_root=args.data_root, progress=not args.no_progress, log=_log)
+                       data_root=args.data_root, progress=not args.no_progress, log=_log, snapshots=snapshots)
     train = load_dataset(card.dataset, args.data_root)
     dset = distill_cached(method, card, train, args.seed, opts)
     out = dset.save(args.out)
     print(f"wrote {out}: {len(dset.images)} images {'×'.join(map(str, dset.image_shape))}, {dset.label_mode} labels, "
           f"set id {dset.set_id} (distilled in {dset.extra.get('distill_time_s', 0):.1f} s)")
+    for step in snapshots:
+        cached = snapshot_path(set_cache_path(method, card, train, args.seed, opts), step)
+        if not cached.is_file():
+            raise DDBenchError(f"method '{method.name}' wrote no snapshot after {step} steps (past its last step, or "
+                               "the method takes no snapshots)")
+        target = snapshot_path(out, step)
+        with atomic_write(target) as handle:
+            handle.write(cached.read_bytes())
+        print(f"wrote {target} (the set after {step} steps)")
     return 0
+
+
+def _parse_snapshots(text: str | None) -> tuple[int, ...]:
+    if not text:
+        return ()
+    try:
+        steps = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise DDBenchError(f"--snapshots takes comma-separated step counts like 100,500,1000, not {text!r}") from None
+    if any(step <= 0 for step in steps):
+        raise DDBenchError(f"--snapshots takes positive step counts, not {text!r}")
+    return tuple(steps)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -255,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     di.add_argument("--out", required=True, help="output file (.safetensors)")
     di.add_argument("--seed", type=int, default=0)
     di.add_argument("--cfg", action="append", metavar="KEY=VALUE")
+    di.add_argument("--snapshots", metavar="N,M,...",
+                    help="also write the set after these outer steps (iterations; DD: epochs) as OUT-stepN.safetensors")
     common(di)
     di.set_defaults(func=cmd_distill)
 

@@ -44,6 +44,7 @@ class EvalOptions:
     progress: bool = True
     cache_dir: Path = field(default_factory=lambda: user_cache_root())
     log: Log = print
+    snapshots: tuple[int, ...] = ()  # distil: also keep the set after these outer steps
 
 
 def card_space(card: ProtocolCard, train: ImageDataset) -> ImageSpace:
@@ -242,7 +243,7 @@ def _run_native_jobs(jobs: list[_Job], card: ProtocolCard, train: ImageDataset, 
             if opts.device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(opts.device)
             x_test = dset.space.from_uint8(train.x_test, opts.device)
-            accs, seconds = evaluate_native(dset, job.arch, job.seeds, x_test, y_test, opts.device)
+            accs, seconds = evaluate_native(dset, job.arch, job.seeds, x_test, y_test, opts.device, opts.progress)
             opts.store.append([_row(
                 base_row, dset, opts.device, arch=job.arch, seed=seed, accuracy=round(100.0 * acc, 4), n_test=len(y_test),
                 label_mode=dset.label_mode, lr=None, learned_lr_used=True, batch_mode=f"native-vmap{len(job.seeds)}",
@@ -358,16 +359,15 @@ def distill_cached(method: Method, card: ProtocolCard, train: ImageDataset, seed
     The set records its distillation wall time in `extra["distill_time_s"]`."""
     config = method.config_for(card)
     space = card_space(card, train)
-    key = config_hash(method.name, {"config": config, "dataset": train.name, "source": train.source, "ipc": card.ipc,
-                                    "budget": card.budget, "space": [space.mean, space.std], "seed": seed})
-    path = opts.cache_dir / "sets" / f"{method.name}-{card.dataset}-ipc{card.ipc}-seed{seed}-{key}.safetensors"
-    if path.is_file():
+    path = set_cache_path(method, card, train, seed, opts)
+    if path.is_file() and all(snapshot_path(path, step).is_file() for step in opts.snapshots):
         try:
             return DistilledSet.load(path)
         except DDBenchError:
             path.unlink(missing_ok=True)
     ctx = DistillContext(card=card, device=opts.device, seed=seed, config=config, space=space,
-                         method_name=method.name, cache_dir=opts.cache_dir, progress=opts.progress, log=opts.log)
+                         method_name=method.name, cache_dir=opts.cache_dir, progress=opts.progress, log=opts.log,
+                         snapshots=tuple(opts.snapshots), snapshot_path=lambda step: snapshot_path(path, step))
     start = time.perf_counter()
     dset = method.distill(train, card.ipc, ctx)
     dset.extra.setdefault("distill_time_s", round(time.perf_counter() - start, 3))
@@ -375,12 +375,24 @@ def distill_cached(method: Method, card: ProtocolCard, train: ImageDataset, seed
     return dset
 
 
+def set_cache_path(method: Method, card: ProtocolCard, train: ImageDataset, seed: int, opts: EvalOptions) -> Path:
+    """The cache file of the set `method` distils under `card` with `seed` (keyed by everything that decides it)."""
+    space = card_space(card, train)
+    key = config_hash(method.name, {"config": method.identity_config(card), "dataset": train.name, "source": train.source,
+                                    "ipc": card.ipc, "budget": card.budget, "space": [space.mean, space.std], "seed": seed})
+    return opts.cache_dir / "sets" / f"{method.name}-{card.dataset}-ipc{card.ipc}-seed{seed}-{key}.safetensors"
+
+
+def snapshot_path(final: Path, step: int) -> Path:
+    """Where the snapshot after `step` outer steps of the run that ends in `final` lives."""
+    return final.with_name(f"{final.stem}-step{step}{final.suffix}")
+
+
 def evaluate_method(method: Method, card: ProtocolCard, opts: EvalOptions) -> list[dict[str, Any]]:
     """Distil with `method` under `card` (cached) and evaluate; returns all rows the request covers."""
     if card.kind not in method.kinds:
         raise DDBenchError(f"method '{method.name}' does not support {card.kind} cards like '{card.id}'")
-    config = method.config_for(card)
-    run_id = f"cfg-{config_hash(method.name, config)}"
+    run_id = f"cfg-{config_hash(method.name, method.identity_config(card))}"
     pending = _pending(card, run_id, opts)
     if not pending:
         return _collect(card, run_id, opts)

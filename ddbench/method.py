@@ -34,6 +34,20 @@ class DistillContext:
     cache_dir: Path
     progress: bool = True
     log: Callable[[str], None] = field(default=print)
+    snapshots: tuple[int, ...] = ()  # outer steps (iterations; DD: epochs) after which to save the set so far
+    snapshot_path: Callable[[int], Path] | None = None
+
+    def snapshot(self, step: int, build: Callable[[], DistilledSet]) -> None:
+        """Save the set as it stands after `step` outer steps, if that step was asked for.
+
+        Snapshots are for plotting accuracy against distillation budget; the run goes on and its
+        final set is the result (no snapshot is ever chosen on the test split)."""
+        if step not in self.snapshots or self.snapshot_path is None:
+            return
+        dset = build()
+        dset.extra["snapshot_step"] = step
+        path = dset.save(self.snapshot_path(step))
+        self.log(f"snapshot after {step} steps: {path}")
 
     def generator(self, device: torch.device | str = "cpu", offset: int = 0) -> torch.Generator:
         gen = torch.Generator(device=device)
@@ -66,6 +80,7 @@ class Method:
     one_set_per_seed: ClassVar[bool] = False  # True: evaluation seed s gets its own set, distilled with seed s
     kinds: ClassVar[tuple[str, ...]] = ("supervised",)
     quick_card: ClassVar[str] = "digits-quick"  # what `ddbench evaluate --method NAME` runs without --protocol
+    runtime_cfg: ClassVar[frozenset[str]] = frozenset()  # options that change speed or memory, never the result
 
     def __init__(self, **cfg: Any) -> None:
         unknown = set(cfg) - set(self.default_cfg)
@@ -81,6 +96,10 @@ class Method:
                 cfg.update(overrides)
         cfg.update(self.user_cfg)
         return cfg
+
+    def identity_config(self, card: ProtocolCard) -> dict[str, Any]:
+        """The config that decides the result (runtime options left out): what run ids and caches hash."""
+        return {k: v for k, v in self.config_for(card).items() if k not in self.runtime_cfg}
 
     def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
         raise NotImplementedError

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch.func import grad, vmap
+from tqdm.auto import tqdm
 
 from ddbench.distilled import DistilledSet
 from ddbench.errors import DDBenchError
@@ -72,14 +73,15 @@ def apply_schedule(student: FlatNetwork, weights: torch.Tensor, schedule: Schedu
 
 @torch.no_grad()
 def accuracies(student: FlatNetwork, weights: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
-               budget: int = 2**27) -> torch.Tensor:
+               budget: int = 2**27, progress: bool = False) -> torch.Tensor:
     """Top-1 accuracy of each network in `weights` (S, P) on (x, y), in chunks that bound memory."""
     per_image = int(x[:1].numel()) * 64  # rough activation size per image and network
     correct = torch.zeros(len(weights), device=weights.device)
     group = max(1, min(len(weights), budget // max(1, per_image * 256)))
     chunk = max(1, budget // max(1, per_image * group))
     forward = vmap(student, in_dims=(0, None))
-    for g in range(0, len(weights), group):
+    for g in tqdm(range(0, len(weights), group), desc=f"testing {len(weights)} networks", unit="group",
+                  disable=not progress or len(weights) <= group, leave=False):
         w = weights[g : g + group]
         for start in range(0, len(x), chunk):
             pred = forward(w, x[start : start + chunk]).argmax(-1)
@@ -88,7 +90,7 @@ def accuracies(student: FlatNetwork, weights: torch.Tensor, x: torch.Tensor, y: 
 
 
 def evaluate_native(dset: DistilledSet, arch: str, seeds: list[int], x_test: torch.Tensor, y_test: torch.Tensor,
-                    device: torch.device) -> tuple[list[float], float]:
+                    device: torch.device, progress: bool = False) -> tuple[list[float], float]:
     """Accuracies of fresh (or the set's fixed) `arch` networks trained natively; and the wall time."""
     start = time.perf_counter()
     shape = dset.image_shape
@@ -102,5 +104,5 @@ def evaluate_native(dset: DistilledSet, arch: str, seeds: list[int], x_test: tor
         weights = random_inits(arch, seeds, dset.num_classes, shape[0], shape[1:],
                                float(dset.extra["dd"].get("init_gain", 1.0))).to(device)
     weights = apply_schedule(student, weights, schedule_of(dset, device))
-    accs = accuracies(student, weights, x_test, y_test)
+    accs = accuracies(student, weights, x_test, y_test, progress=progress)
     return [float(a) for a in accs.cpu()], time.perf_counter() - start

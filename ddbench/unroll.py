@@ -11,6 +11,7 @@ import math
 from typing import Callable, Sequence
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 from torch.func import functional_call
 
@@ -39,11 +40,18 @@ class FlatNetwork:
 
 def unroll(student: FlatNetwork, start: torch.Tensor, images: torch.Tensor, targets: torch.Tensor, lr: torch.Tensor,
            steps: int, batch_size: int, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-           augment: DSA | None, gen: torch.Generator | None, pick_gen: torch.Generator | None) -> torch.Tensor:
+           augment: DSA | None, gen: torch.Generator | None, pick_gen: torch.Generator | None,
+           checkpoint: bool = False) -> torch.Tensor:
     """`steps` plain SGD steps from `start` on minibatches of (images, targets); returns the final parameters.
 
     Minibatches walk through random permutations of the set as in the original MTT loop; DSA
     parameters are drawn per sample for every step (no shared seed, as in MTT's inner loop).
+
+    `checkpoint=True` keeps only each step's inputs (parameters, minibatch, drawn augmentation)
+    for the backward pass and recomputes the step's activations there: peak memory no longer
+    grows with `steps` (one step's activations instead of all of them) at the price of one more
+    forward and inner backward per step. Randomness is drawn outside the recomputed region, so
+    the gradients equal those of the plain unroll.
     """
     theta = start.requires_grad_(True) if not start.requires_grad else start
     chunks: list[torch.Tensor] = []
@@ -52,13 +60,25 @@ def unroll(student: FlatNetwork, start: torch.Tensor, images: torch.Tensor, targ
             perm = torch.randperm(len(images), generator=gen, device=images.device)
             chunks = list(torch.split(perm, batch_size))
         idx = chunks.pop()
-        x = images[idx]
-        if augment is not None:
-            x = augment(x, gen, pick_gen)
-        loss = loss_fn(student(theta, x), targets[idx])
-        (grad,) = torch.autograd.grad(loss, theta, create_graph=True)
-        theta = theta - lr * grad
+        drawn = augment.draw((len(idx), *images.shape[1:]), images.device, gen, pick_gen) if augment is not None else None
+        if checkpoint:
+            theta = torch.utils.checkpoint.checkpoint(_sgd_step, student, theta, images, idx, targets[idx], lr, loss_fn,
+                                                      augment, drawn, use_reentrant=False)
+        else:
+            theta = _sgd_step(student, theta, images, idx, targets[idx], lr, loss_fn, augment, drawn)
     return theta
+
+
+def _sgd_step(student: FlatNetwork, theta: torch.Tensor, images: torch.Tensor, idx: torch.Tensor, targets: torch.Tensor,
+              lr: torch.Tensor, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], augment: DSA | None,
+              drawn: tuple | None) -> torch.Tensor:
+    """θ − η ∇ℓ(θ) on images[idx], keeping the graph for the outer (pixel, step size) gradient."""
+    x = images[idx]
+    if augment is not None:
+        x = augment.apply(x, drawn)
+    loss = loss_fn(student(theta, x), targets)
+    (grad,) = torch.autograd.grad(loss, theta, create_graph=True)
+    return theta - lr * grad
 
 
 def trajectory_matching_loss(final: torch.Tensor, start: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -70,10 +90,11 @@ def matching_iteration(student: FlatNetwork, start: torch.Tensor, target: torch.
                        targets: torch.Tensor, lr: torch.Tensor, steps: int, batch_size: int,
                        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], augment: DSA | None,
                        gen: torch.Generator | None, pick_gen: torch.Generator | None,
-                       optimizers: Sequence[torch.optim.Optimizer], method: str, iteration: int) -> float:
+                       optimizers: Sequence[torch.optim.Optimizer], method: str, iteration: int,
+                       checkpoint: bool = False) -> float:
     """One trajectory-matching update (MTT, MKDT): unroll from the expert's `start`, match `target`,
     step every optimizer. A NaN loss, a non-positive step size or non-finite images stop the run."""
-    final = unroll(student, start.clone(), images, targets, lr, steps, batch_size, loss_fn, augment, gen, pick_gen)
+    final = unroll(student, start.clone(), images, targets, lr, steps, batch_size, loss_fn, augment, gen, pick_gen, checkpoint)
     loss = trajectory_matching_loss(final, start, target)
     value = loss.item()
     if not math.isfinite(value):

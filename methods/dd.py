@@ -112,6 +112,16 @@ class DD(Method):
         net_seed = ctx.seed * 1_000_003
         bar = tqdm(range(cfg["epochs"]), desc=f"dd {train.name} ipc {ipc}", disable=not ctx.progress, leave=False)
         loss_value = float("nan")
+        info = {"distill_steps": steps, "distill_epochs": cfg["distill_epochs"], "arch": arch, "init": init_kind,
+                "init_gain": cfg["init_gain"], "images_per_class_per_step": per_class}
+
+        def current_set() -> DistilledSet:
+            dset = ctx.make_set(images.detach(), labels.cpu(), train, space=space, dd=info, final_loss=loss_value)
+            dset.aux = {"step_lrs": F.softplus(raw_lrs).detach().cpu()}
+            if init_kind == "fixed":
+                dset.aux["init_params"] = fixed.cpu()
+            return dset
+
         for epoch in bar:
             for group in opt.param_groups:
                 group["lr"] = cfg["lr"] * cfg["decay_factor"] ** (epoch // cfg["decay_epochs"])
@@ -137,11 +147,5 @@ class DD(Method):
                     raise DDBenchError(f"dd diverged in epoch {epoch} (loss {loss_value}); lower lr or distill_lr; no set was written")
                 opt.step()
             bar.set_postfix(loss=f"{loss_value:.3f}")
-        info = {"distill_steps": steps, "distill_epochs": cfg["distill_epochs"], "arch": arch, "init": init_kind,
-                "init_gain": cfg["init_gain"], "images_per_class_per_step": per_class}
-        aux = {"step_lrs": F.softplus(raw_lrs).detach().cpu()}
-        if init_kind == "fixed":
-            aux["init_params"] = fixed.cpu()
-        dset = ctx.make_set(images.detach(), labels.cpu(), train, space=space, dd=info, final_loss=loss_value)
-        dset.aux = aux
-        return dset
+            ctx.snapshot(epoch + 1, current_set)
+        return current_set()

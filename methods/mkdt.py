@@ -19,7 +19,8 @@ Per card (set size · iterations · syn_steps · max_start_epoch · lr_img): CIF
 10,000 · 10 · 2 · 1e5 with ConvNet depth 4. Deviations: the teacher is trained by ddbench
 (Barlow Twins, Adam 1e-3, λ 0.0051, projector 512-1024, `teacher_epochs` 200 by default, where
 the paper used mix-bt checkpoints); digits (the quick card) runs a CPU budget: a 5-epoch teacher,
-5 experts × 10 epochs, 100 iterations of 10 steps.
+5 experts × 10 epochs, 100 iterations of 10 steps. `checkpoint=true` (runtime only) recomputes
+each unrolled step in the backward pass: memory flat in `syn_steps`, same gradients.
 """
 from __future__ import annotations
 
@@ -53,7 +54,9 @@ class MKDT(Method):
     kinds = ("ssl-transfer",)
     quick_card = SSL_QUICK
     default_cfg = {**KD_OPTIONS, "iterations": 5000, "syn_steps": 40, "expert_epochs": 2, "max_start_epoch": 2,
-                   "lr_img": 1000.0, "lr_labels": 1.0, "lr_lr": 1e-4, "lr_teacher": 0.1, "batch_syn": 256}
+                   "lr_img": 1000.0, "lr_labels": 1.0, "lr_lr": 1e-4, "lr_teacher": 0.1, "batch_syn": 256,
+                   "checkpoint": False}  # checkpoint: recompute each unrolled step in the backward pass
+    runtime_cfg = frozenset({"checkpoint"})
     protocol_cfg = {
         "cifar10-ssl-2pct": _budget(5000, 40, 2, 1e3), "cifar100-ssl-2pct": _budget(5000, 40, 2, 1e3),
         "cifar10-ssl-5pct": _budget(5000, 40, 5, 1e4), "cifar100-ssl-5pct": _budget(5000, 40, 5, 1e4),
@@ -77,14 +80,20 @@ class MKDT(Method):
         student = FlatNetwork(setup.arch, targets.shape[1], train.channels, train.image_size)
         gen_cpu, gen_dev = ctx.generator(), ctx.generator(device, offset=1)
         experts = bank.seeds()[: cfg["num_experts"]]
-        losses = []
+        losses: list[float] = []
+
+        def current_set() -> DistilledSet:
+            first = sum(losses[:10]) / max(1, len(losses[:10]))
+            last = sum(losses[-10:]) / max(1, len(losses[-10:]))
+            return ctx.make_set(images.detach(), targets.detach().cpu(), train, label_mode="regression",
+                                learned_lr=float(syn_lr.item()), init_indices=init.tolist(), loss_first=first, loss_last=last)
+
         for it in tqdm(range(cfg["iterations"]), desc=f"mkdt {train.name}", disable=not ctx.progress, leave=False):
             expert = experts[int(torch.randint(len(experts), (1,), generator=gen_cpu))]  # a new random expert each time
             start_epoch = int(torch.randint(cfg["max_start_epoch"], (1,), generator=gen_cpu))
             start, target = (t.to(device) for t in bank.snapshots(expert, start_epoch, start_epoch + cfg["expert_epochs"]))
             losses.append(matching_iteration(student, start, target, images, targets, syn_lr, cfg["syn_steps"],
-                                             cfg["batch_syn"], F.mse_loss, None, gen_dev, None, opts, "mkdt", it))
-        first = sum(losses[:10]) / max(1, len(losses[:10]))
-        last = sum(losses[-10:]) / max(1, len(losses[-10:]))
-        return ctx.make_set(images.detach(), targets.detach().cpu(), train, label_mode="regression",
-                            learned_lr=float(syn_lr.item()), init_indices=init.tolist(), loss_first=first, loss_last=last)
+                                             cfg["batch_syn"], F.mse_loss, None, gen_dev, None, opts, "mkdt", it,
+                                             checkpoint=cfg["checkpoint"]))
+            ctx.snapshot(it + 1, current_set)
+        return current_set()

@@ -25,6 +25,9 @@ Hyperparameters per card follow the paper's table (mtt-distillation issue #7). D
 - The paper reports the best test accuracy over distillation checkpoints; ddbench keeps the final
   set and never looks at the test split, so expect slightly lower numbers at equal budget.
 - A NaN loss or a non-positive step size stops distillation with an error; no set is written.
+
+`checkpoint=true` (a runtime option, outside the run id) recomputes each unrolled step in the
+backward pass, so memory stays flat in `syn_steps`; the gradients are the same.
 """
 from __future__ import annotations
 
@@ -56,7 +59,9 @@ class MTT(Method):
     default_cfg = {
         "iterations": 5000, "num_experts": 100, "expert_train_epochs": 50, "expert_lr": 0.01, "expert_batch": 256,
         **_table(20, 2, 20, 1000.0, 1e-5, False), "arch": "", "dsa": True,
+        "checkpoint": False,  # recompute each unrolled step in the backward pass: memory flat in syn_steps
     }
+    runtime_cfg = frozenset({"checkpoint"})
     protocol_cfg = {
         "cifar10-ipc1": _table(50, 2, 2, 1000.0, 1e-7, True),
         "cifar10-ipc10": _table(30, 2, 20, 1000.0, 1e-5, True),  # table: lr_img 1e5, a typo (issue #31)
@@ -101,19 +106,25 @@ class MTT(Method):
         student = FlatNetwork(arch, train.num_classes, train.channels, train.image_size)
         augment = DSA(strategy) if cfg["dsa"] else None
         batch_syn = cfg["batch_syn"] or len(labels)
-        losses = []
+        losses: list[float] = []
+
+        def current_set() -> DistilledSet:
+            return ctx.make_set(images.detach(), labels.cpu(), train, learned_lr=float(syn_lr.item()), space=space,
+                                loss_first=_mean(losses[:20]), loss_last=_mean(losses[-20:]), iterations=len(losses),
+                                init_indices=init.tolist())
+
         bar = tqdm(range(cfg["iterations"]), desc=f"mtt {train.name} ipc {ipc}", disable=not ctx.progress, leave=False)
         for it in bar:
             expert = int(torch.randint(cfg["num_experts"], (1,), generator=gen_cpu))
             start_epoch = int(torch.randint(cfg["max_start_epoch"], (1,), generator=gen_cpu))
             start, target = (t.to(device) for t in bank.snapshots(expert, start_epoch, start_epoch + cfg["expert_epochs"]))
             losses.append(matching_iteration(student, start, target, images, labels, syn_lr, cfg["syn_steps"], batch_syn,
-                                             F.cross_entropy, augment, gen_dev, pick, [opt_img, opt_lr], "mtt", it))
+                                             F.cross_entropy, augment, gen_dev, pick, [opt_img, opt_lr], "mtt", it,
+                                             checkpoint=cfg["checkpoint"]))
             if it % 10 == 0:
                 bar.set_postfix(loss=f"{losses[-1]:.4f}", lr=f"{syn_lr.item():.4f}")
-        first, last = _mean(losses[:20]), _mean(losses[-20:])
-        return ctx.make_set(images.detach(), labels.cpu(), train, learned_lr=float(syn_lr.item()), space=space,
-                            loss_first=first, loss_last=last, iterations=cfg["iterations"], init_indices=init.tolist())
+            ctx.snapshot(it + 1, current_set)
+        return current_set()
 
 
 def _space(train: ImageDataset, ctx: DistillContext) -> ImageSpace:

@@ -91,3 +91,22 @@ def test_dd_sets_on_standard_cards_and_refusals(opts, tmp_path, capsys):
                  "--results", str(tmp_path / "lb"), "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and "not a DD set" in err[-1] and len([e for e in err if e.startswith("ddbench: error")]) == 1
+
+
+def test_snapshots_are_the_run_cut_short_and_never_replace_the_result(tmp_path, capsys):
+    from ddbench.distilled import DistilledSet
+
+    card = str(CARDS / "digits-dd-native-fixed.toml")
+    out = tmp_path / "dd.safetensors"
+    args = ["distill", "--method", "dd", "--protocol", card, "--cfg", "epochs=3", "--no-progress"]
+    assert main([*args, "--out", str(out), "--snapshots", "2,1"]) == 0
+    final, step1, step2 = (DistilledSet.load(p) for p in (out, tmp_path / "dd-step1.safetensors", tmp_path / "dd-step2.safetensors"))
+    assert step1.extra["snapshot_step"] == 1 and step2.extra["snapshot_step"] == 2 and "snapshot_step" not in final.extra
+    assert not torch.equal(step2.images, final.images) and not torch.equal(step1.images, step2.images)
+    short = tmp_path / "short.safetensors"  # a 2-epoch run is the 3-epoch run stopped after epoch 2
+    assert main(["distill", "--method", "dd", "--protocol", card, "--cfg", "epochs=2", "--no-progress", "--out", str(short)]) == 0
+    assert DistilledSet.load(short).set_id == step2.set_id
+    capsys.readouterr()
+    assert main([*args, "--out", str(out), "--snapshots", "5"]) == 2
+    assert "no snapshot after 5 steps" in capsys.readouterr().err
+    assert main([*args, "--out", str(out), "--snapshots", "two"]) == 2

@@ -14,6 +14,7 @@ from ddbench.data import load_dataset
 from ddbench.distilled import DistilledSet
 from ddbench.evaluate import card_space, distill_cached, evaluate_set
 from ddbench.experts import ExpertRecipe, ensure_experts
+from ddbench.memory import saved_for_backward_bytes
 from ddbench.registry import create_method
 from ddbench.train import flat_parameters, init_network
 from ddbench.unroll import FlatNetwork, trajectory_matching_loss, unroll
@@ -41,6 +42,46 @@ def test_unrolled_gradients_match_finite_differences():
     assert torch.allclose((g_img * direction).sum(), numeric, rtol=1e-4)
     numeric_lr = (loss(images.detach(), lr.detach() + eps) - loss(images.detach(), lr.detach() - eps)) / (2 * eps)
     assert torch.allclose(g_lr, numeric_lr, rtol=1e-4)
+
+
+@pytest.mark.parametrize("dsa", [False, True])
+def test_checkpointed_unroll_gives_the_same_gradients_and_keeps_far_less(dsa):
+    from ddbench.augment import DSA, STRATEGY_DIGITS
+
+    torch.manual_seed(0)
+    student = FlatNetwork("convnetd1", 10, 1, 8)
+    start = torch.randn(student.numel) * 0.05
+    target = start + torch.randn_like(start) * 0.01
+    labels = torch.arange(10).repeat(4)
+    results = []
+    for checkpoint in (False, True):
+        images = torch.randn(40, 1, 8, 8, generator=torch.Generator().manual_seed(1)).requires_grad_(True)
+        lr = torch.tensor(0.05, requires_grad=True)
+        gen, pick = torch.Generator().manual_seed(2), torch.Generator().manual_seed(3)
+
+        def run():
+            final = unroll(student, start.clone(), images, labels, lr, 12, 20, F.cross_entropy,
+                           DSA(STRATEGY_DIGITS) if dsa else None, gen, pick, checkpoint=checkpoint)
+            return trajectory_matching_loss(final, start, target)
+
+        loss, saved = saved_for_backward_bytes(run)
+        loss.backward()
+        results.append((loss.detach(), images.grad.clone(), lr.grad.clone(), saved))
+    (loss_a, img_a, lr_a, saved_a), (loss_b, img_b, lr_b, saved_b) = results
+    assert torch.equal(loss_a, loss_b)
+    assert torch.allclose(img_a, img_b, rtol=1e-5, atol=1e-9) and img_a.abs().max() > 0
+    assert torch.allclose(lr_a, lr_b, rtol=1e-5)
+    assert saved_b < saved_a / 5, (saved_a, saved_b)
+
+
+def test_checkpointing_is_a_runtime_option_outside_the_run_identity():
+    from ddbench.protocol import load_protocol
+
+    card = load_protocol(CARD)
+    plain, checkpointed = create_method("mtt"), create_method("mtt", checkpoint="true")
+    assert checkpointed.config_for(card)["checkpoint"] is True
+    assert plain.identity_config(card) == checkpointed.identity_config(card)
+    assert create_method("mkdt", checkpoint=True).identity_config(card) == create_method("mkdt").identity_config(card)
 
 
 def test_expert_trajectories_start_at_the_seeded_init_and_are_cached(tmp_path):
@@ -96,6 +137,24 @@ def test_a_second_run_trains_no_expert(mtt_and_init, card_ipc1):
     shorter = create_method("mtt", iterations=3)
     distill_cached(shorter, dataclasses.replace(card_ipc1, ipc=2), load_dataset("digits"), 0, opts)
     assert any("reusing 5 cached expert trajectories" in m for m in messages), messages
+
+
+def test_an_mtt_snapshot_is_the_shorter_run(mtt_and_init, card_ipc1):
+    import dataclasses
+
+    from ddbench.evaluate import set_cache_path, snapshot_path
+
+    _, _, opts, _ = mtt_and_init
+    card, train = dataclasses.replace(card_ipc1, ipc=2), load_dataset("digits")
+    longer = create_method("mtt", iterations=4, checkpoint=True)
+    try:
+        opts.snapshots = (2,)
+        final = distill_cached(longer, card, train, 0, opts)
+    finally:
+        opts.snapshots = ()
+    snap = DistilledSet.load(snapshot_path(set_cache_path(longer, card, train, 0, opts), 2))
+    shorter = distill_cached(create_method("mtt", iterations=2), card, train, 0, opts)
+    assert snap.set_id == shorter.set_id != final.set_id and snap.extra["snapshot_step"] == 2
 
 
 def test_a_diverging_run_stops_with_one_line_and_writes_nothing(tmp_path, capsys):
