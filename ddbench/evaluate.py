@@ -122,6 +122,7 @@ def _row(base_row: dict[str, Any], dset: DistilledSet, device: torch.device, **f
     peak, peak_kind = _peak_memory_mb(device)
     return {**base_row, "method": dset.method, "method_config": dset.method_config, "set_id": dset.set_id,
             "distill_seed": dset.distill_seed, "distill_time_s": dset.extra.get("distill_time_s"),
+            "snapshot_step": dset.extra.get("snapshot_step"),
             "peak_mem_mb": round(peak, 1), "peak_mem_kind": peak_kind, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             **fields}
 

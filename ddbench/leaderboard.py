@@ -1,7 +1,7 @@
 """Publish the result store as markdown: one table per protocol, methods ranked, published numbers beside.
 
-Only rows made under the current version of a card (its hash) and without overrides count;
-rows from edited cards or shortened recipes are counted in a footnote and left out. Standard
+Only rows made under the current version of a card (its hash), without overrides, of final sets count;
+rows from edited cards, shortened recipes or distillation snapshots are counted in a footnote and left out. Standard
 deviations are population std (ddof = 0), the field's convention (numpy's default in DC/MTT).
 """
 from __future__ import annotations
@@ -53,13 +53,14 @@ def summarize(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def current_rows(store: ResultStore) -> tuple[list[dict[str, Any]], int]:
-    """Rows under the current card versions without overrides; and how many were left out."""
+    """Rows under the current card versions, without overrides, of final sets (no snapshots); and how many were left out."""
     hashes = {}
     for pid in list_protocols():
         hashes[pid] = load_protocol(pid).hash
     kept, dropped = [], 0
     for row in store.rows():
-        if row.get("protocol_standard") and hashes.get(row["protocol"]) == row["protocol_hash"]:
+        if (row.get("protocol_standard") and hashes.get(row["protocol"]) == row["protocol_hash"]
+                and row.get("snapshot_step") is None):
             kept.append(row)
         else:
             dropped += 1
@@ -103,7 +104,7 @@ def render(store: ResultStore) -> str:
         lines += [f"{i}. {text}" for text, i in sorted(cited.items(), key=lambda kv: kv[1])]
         lines.append("")
     if dropped:
-        lines += [f"_{dropped} row(s) from older card versions or shortened recipes are not shown._", ""]
+        lines += [f"_{dropped} row(s) from older card versions, shortened recipes or snapshots are not shown._", ""]
     return "\n".join(lines)
 
 

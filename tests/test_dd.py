@@ -106,6 +106,12 @@ def test_snapshots_are_the_run_cut_short_and_never_replace_the_result(tmp_path, 
     short = tmp_path / "short.safetensors"  # a 2-epoch run is the 3-epoch run stopped after epoch 2
     assert main(["distill", "--method", "dd", "--protocol", card, "--cfg", "epochs=2", "--no-progress", "--out", str(short)]) == 0
     assert DistilledSet.load(short).set_id == step2.set_id
+    lb = tmp_path / "lb"
+    assert main(["evaluate", "--distilled", str(tmp_path / "dd-step1.safetensors"), "--protocol", card, "--results", str(lb),
+                 "--no-progress"]) == 0
+    from ddbench.results import ResultStore
+
+    assert {r["snapshot_step"] for r in ResultStore(lb).rows()} == {1}  # kept off the leaderboard
     capsys.readouterr()
     assert main([*args, "--out", str(out), "--snapshots", "5"]) == 2
     assert "no snapshot after 5 steps" in capsys.readouterr().err
