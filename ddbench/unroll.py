@@ -63,7 +63,8 @@ def unroll(student: FlatNetwork, start: torch.Tensor, images: torch.Tensor, targ
         drawn = augment.draw((len(idx), *images.shape[1:]), images.device, gen, pick_gen) if augment is not None else None
         if checkpoint:
             theta = torch.utils.checkpoint.checkpoint(_sgd_step, student, theta, images, idx, targets[idx], lr, loss_fn,
-                                                      augment, drawn, use_reentrant=False)
+                                                      augment, drawn, use_reentrant=False,
+                                                      preserve_rng_state=False)  # nothing random inside
         else:
             theta = _sgd_step(student, theta, images, idx, targets[idx], lr, loss_fn, augment, drawn)
     return theta
