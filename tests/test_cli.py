@@ -102,7 +102,9 @@ def test_interrupted_and_killed_runs_resume_without_loss_or_duplicates(tmp_path)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
     def start_and_stop(sig: int, rows_before: int) -> subprocess.CompletedProcess:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        # A suite started in the background (`cmd &`) inherits an ignored SIGINT; give the child the default back.
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.time() + 120
         while len(_rows(store)) <= rows_before and time.time() < deadline and proc.poll() is None:
             time.sleep(0.02)
