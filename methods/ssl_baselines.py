@@ -37,6 +37,13 @@ class _SSLBaseline(Method):
     one_set_per_seed = False
 
 
+class _KDBaseline(_SSLBaseline):
+    """A real subset with teacher targets: MKDT's teacher, experts and per-card settings."""
+
+    default_cfg = dict(KD_OPTIONS)
+    protocol_cfg = _TINY
+
+
 @register_method
 class NoPretrain(_SSLBaseline):
     """No pre-training: a randomly initialised encoder (an empty set)."""
@@ -49,24 +56,20 @@ class NoPretrain(_SSLBaseline):
 
 
 @register_method
-class KDRandom(_SSLBaseline):
+class KDRandom(_KDBaseline):
     """A random real subset of the budget, pre-trained on its teacher representations."""
 
     name = "kd-random"
-    default_cfg = dict(KD_OPTIONS)
-    protocol_cfg = _TINY
 
     def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
         return _kd_set(train, ctx, _random_subset(train, ctx), teacher_targets(train, ctx).reps)
 
 
 @register_method
-class KDHighLoss(_SSLBaseline):
+class KDHighLoss(_KDBaseline):
     """MKDT's high-loss subset without distillation, pre-trained on its teacher representations."""
 
     name = "kd-highloss"
-    default_cfg = dict(KD_OPTIONS)
-    protocol_cfg = _TINY
 
     def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
         setup = teacher_targets(train, ctx)
