@@ -146,8 +146,9 @@ def cmd_distill(args: argparse.Namespace) -> int:
     out = dset.save(args.out)
     print(f"wrote {out}: {len(dset.images)} images {'×'.join(map(str, dset.image_shape))}, {dset.label_mode} labels, "
           f"set id {dset.set_id} (distilled in {dset.extra.get('distill_time_s', 0):.1f} s)")
+    cached_final = set_cache_path(method, card, train, args.seed, opts)
     for step in snapshots:
-        cached = snapshot_path(set_cache_path(method, card, train, args.seed, opts), step)
+        cached = snapshot_path(cached_final, step)
         if not cached.is_file():
             raise DDBenchError(f"method '{method.name}' wrote no snapshot after {step} steps (past its last step, or "
                                "the method takes no snapshots)")
