@@ -244,13 +244,15 @@ def _run_native_jobs(jobs: list[_Job], card: ProtocolCard, train: ImageDataset, 
             if opts.device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(opts.device)
             x_test = dset.space.from_uint8(train.x_test, opts.device)
-            accs, seconds = evaluate_native(dset, job.arch, job.seeds, x_test, y_test, opts.device, opts.progress)
+            result = evaluate_native(dset, job.arch, job.seeds, x_test, y_test, opts.device, opts.progress)
+            accs = result.accuracies
             opts.store.append([_row(
                 base_row, dset, opts.device, arch=job.arch, seed=seed, accuracy=round(100.0 * acc, 4), n_test=len(y_test),
-                label_mode=dset.label_mode, lr=None, learned_lr_used=True, batch_mode=f"native-vmap{len(job.seeds)}",
-                wall_time_s=round(seconds / len(job.seeds), 4),
-            ) for seed, acc in zip(job.seeds, accs)])
-            opts.log(f"  {card.id} {job.arch}: {len(accs)} networks, mean {100 * sum(accs) / len(accs):.2f}%")
+                init_accuracy=round(100.0 * before, 4), label_mode=dset.label_mode, lr=None, learned_lr_used=True,
+                batch_mode=f"native-vmap{len(job.seeds)}", wall_time_s=round(result.seconds / len(job.seeds), 4),
+            ) for seed, acc, before in zip(job.seeds, accs, result.init_accuracies)])
+            opts.log(f"  {card.id} {job.arch}: {len(accs)} networks, mean {100 * sum(accs) / len(accs):.2f}% "
+                     f"(before training {100 * sum(result.init_accuracies) / len(accs):.2f}%)")
 
 
 def _run_ssl_jobs(jobs: list[_Job], card: ProtocolCard, train: ImageDataset, opts: EvalOptions,

@@ -50,6 +50,20 @@ def schedule_of(dset: DistilledSet, device: torch.device | str = "cpu") -> Sched
     return Schedule(dset.images.to(device), dset.labels.to(device), dset.aux["step_lrs"].to(device), steps)
 
 
+# Evaluation networks are seeded by their evaluation seed (0 .. MAX_SEEDS-1); the networks a
+# distillation trains its set on are seeded from DISTILL_SEED_BASE up, so the two never meet and
+# the tested networks are held out, as in the paper.
+DISTILL_SEED_BASE = 2**40
+_PER_DISTILL_SEED = 2**24  # networks one distillation may draw (400 epochs × 59 batches is 23,600)
+
+
+def distill_network_seed(distill_seed: int, counter: int) -> int:
+    """The torch seed of the `counter`-th network a DD distillation with `distill_seed` draws."""
+    if not 0 <= counter < _PER_DISTILL_SEED:
+        raise DDBenchError(f"dd: a distillation draws at most {_PER_DISTILL_SEED} networks")
+    return DISTILL_SEED_BASE + distill_seed * _PER_DISTILL_SEED + counter
+
+
 def random_inits(arch: str, seeds: list[int], num_classes: int, in_chans: int, img_size: tuple[int, int],
                  gain: float = 1.0) -> torch.Tensor:
     """(S, P) flat initial parameters, DD's Xavier-normal init, one network per seed."""
@@ -89,9 +103,18 @@ def accuracies(student: FlatNetwork, weights: torch.Tensor, x: torch.Tensor, y: 
     return correct / len(x)
 
 
+@dataclass(frozen=True)
+class NativeResult:
+    """Per network: test accuracy after the schedule and of its initialisation (before any step)."""
+
+    accuracies: list[float]
+    init_accuracies: list[float]
+    seconds: float
+
+
 def evaluate_native(dset: DistilledSet, arch: str, seeds: list[int], x_test: torch.Tensor, y_test: torch.Tensor,
-                    device: torch.device, progress: bool = False) -> tuple[list[float], float]:
-    """Accuracies of fresh (or the set's fixed) `arch` networks trained natively; and the wall time."""
+                    device: torch.device, progress: bool = False) -> NativeResult:
+    """Accuracies of fresh (or the set's fixed) `arch` networks trained natively, before and after; wall time."""
     start = time.perf_counter()
     shape = dset.image_shape
     student = FlatNetwork(arch, dset.num_classes, shape[0], shape[1:])
@@ -103,6 +126,7 @@ def evaluate_native(dset: DistilledSet, arch: str, seeds: list[int], x_test: tor
     else:
         weights = random_inits(arch, seeds, dset.num_classes, shape[0], shape[1:],
                                float(dset.extra["dd"].get("init_gain", 1.0))).to(device)
+    before = accuracies(student, weights, x_test, y_test)
     weights = apply_schedule(student, weights, schedule_of(dset, device))
-    accs = accuracies(student, weights, x_test, y_test, progress=progress)
-    return [float(a) for a in accs.cpu()], time.perf_counter() - start
+    after = accuracies(student, weights, x_test, y_test, progress=progress)
+    return NativeResult([float(a) for a in after.cpu()], [float(a) for a in before.cpu()], time.perf_counter() - start)

@@ -25,6 +25,7 @@ the original loader's (std 0.247, 0.243, 0.261), carried by the set.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -35,8 +36,9 @@ from ddbench.data import ImageDataset
 from ddbench.distilled import DistilledSet
 from ddbench.errors import DDBenchError
 from ddbench.method import DistillContext, Method
-from ddbench.native import random_inits
+from ddbench.native import distill_network_seed, random_inits
 from ddbench.preprocess import ImageSpace
+from ddbench.protocol import ProtocolCard
 from ddbench.registry import register_method
 from ddbench.unroll import FlatNetwork
 
@@ -85,10 +87,21 @@ class DD(Method):
         "digits*": {"arch": "convnetd1", "epochs": 30, "batch_size": 256, "decay_epochs": 10},
     }
 
+    def config_for(self, card: ProtocolCard) -> dict[str, Any]:
+        """A dd-native card fixes the init variant, so it is part of the run id, the set cache and the rows."""
+        cfg = super().config_for(card)
+        if card.init:
+            if "init" in self.user_cfg and self.user_cfg["init"] != card.init:
+                raise DDBenchError(f"dd: card '{card.id}' evaluates {card.init}-init sets; --cfg init={self.user_cfg['init']} contradicts it")
+            cfg["init"] = card.init
+        if cfg["init"] not in ("random", "fixed"):
+            raise DDBenchError(f"dd: init must be random or fixed, not {cfg['init']!r}")
+        return cfg
+
     def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
         cfg = ctx.config
         device = ctx.device
-        init_kind = ctx.card.init or cfg["init"]
+        init_kind = cfg["init"]
         per_class = cfg["images_per_class_per_step"]
         if ipc % per_class:
             raise DDBenchError(f"dd: ipc {ipc} is not a multiple of images_per_class_per_step {per_class}")
@@ -104,12 +117,15 @@ class DD(Method):
         raw_lrs = torch.full((total,), math.log(math.expm1(cfg["distill_lr"])), device=device, requires_grad=True)
         opt = torch.optim.Adam([images, raw_lrs], lr=cfg["lr"], betas=(0.5, 0.999))
         student = FlatNetwork(arch, k, train.channels, train.image_size)
-        fixed = random_inits(arch, [ctx.seed], k, train.channels, train.image_size, cfg["init_gain"]).to(device)[0]
+        # Networks trained on here are drawn from a seed range disjoint from the evaluation networks'
+        # (held out, as in the paper): the fixed init takes counter 0, fresh random inits 1, 2, ...
+        fixed = random_inits(arch, [distill_network_seed(ctx.seed, 0)], k, train.channels, train.image_size,
+                             cfg["init_gain"]).to(device)[0]
         x_all = space.from_uint8(train.x_train, device)
         y_all = train.y_train.to(device)
         batch = min(cfg["batch_size"], len(x_all))
-        per_epoch = len(x_all) // batch  # the original loader drops no batch; full batches keep shapes fixed
-        net_seed = ctx.seed * 1_000_003
+        per_epoch = math.ceil(len(x_all) / batch)  # the original loader keeps the last, partial batch
+        net_count = 0
         bar = tqdm(range(cfg["epochs"]), desc=f"dd {train.name} ipc {ipc}", disable=not ctx.progress, leave=False)
         loss_value = float("nan")
         info = {"distill_steps": steps, "distill_epochs": cfg["distill_epochs"], "arch": arch, "init": init_kind,
@@ -137,8 +153,8 @@ class DD(Method):
                     if init_kind == "fixed":
                         w0 = fixed
                     else:
-                        net_seed += 1
-                        w0 = random_inits(arch, [net_seed], k, train.channels, train.image_size, cfg["init_gain"]).to(device)[0]
+                        net_count += 1
+                        w0 = random_inits(arch, [distill_network_seed(ctx.seed, net_count)], k, train.channels, train.image_size, cfg["init_gain"]).to(device)[0]
                     loss = unrolled_objective(student, images, labels, raw_lrs, steps, w0, x_real, y_all[idx]) / cfg["n_nets"]
                     loss.backward()
                     losses.append(loss.item())

@@ -116,3 +116,69 @@ def test_snapshots_are_the_run_cut_short_and_never_replace_the_result(tmp_path, 
     assert main([*args, "--out", str(out), "--snapshots", "5"]) == 2
     assert "no snapshot after 5 steps" in capsys.readouterr().err
     assert main([*args, "--out", str(out), "--snapshots", "two"]) == 2
+
+
+def _spy_dd(monkeypatch, opts, tmp_path):
+    """Record the init seeds DD draws and the real batch sizes it scores, without changing a number."""
+    import ddbench.methods.dd as dd
+
+    opts.cache_dir = tmp_path / "own-cache"  # distil for real, never a set cached by another test
+    seeds, batches = [], []
+    real_inits, real_objective = dd.random_inits, dd.unrolled_objective
+
+    def inits(arch, seed_list, *args, **kw):
+        seeds.extend(seed_list)
+        return real_inits(arch, seed_list, *args, **kw)
+
+    def objective(student, images, labels, raw_lrs, steps, w0, x_real, y_real):
+        batches.append(len(x_real))
+        return real_objective(student, images, labels, raw_lrs, steps, w0, x_real, y_real)
+
+    monkeypatch.setattr(dd, "random_inits", inits)
+    monkeypatch.setattr(dd, "unrolled_objective", objective)
+    return seeds, batches
+
+
+def test_random_init_distillation_never_trains_on_the_evaluation_networks(monkeypatch, opts, tmp_path):
+    """The paper tests on held-out networks: no seed DD trains on may be an evaluation seed."""
+    from ddbench.protocol import MAX_SEEDS
+
+    seeds, batches = _spy_dd(monkeypatch, opts, tmp_path)
+    card = load_protocol(str(CARDS / "digits-dd-native.toml"))
+    distill_cached(create_method("dd", epochs=1), card, load_dataset("digits"), 0, opts)
+    assert len(seeds) == len(batches) + 1  # the (unused) fixed init plus one fresh network per iteration
+    assert min(seeds) >= MAX_SEEDS, "a distillation network shares its seed with an evaluation network"
+    assert len(set(seeds)) == len(seeds)
+
+
+def test_every_real_image_is_seen_each_epoch_including_the_last_partial_batch(monkeypatch, opts, tmp_path):
+    """1,257 digits in batches of 256: four full batches and one of 233, as the original loader."""
+    _, batches = _spy_dd(monkeypatch, opts, tmp_path)
+    card = load_protocol(str(CARDS / "digits-dd-native-fixed.toml"))
+    distill_cached(create_method("dd", epochs=1), card, load_dataset("digits"), 0, opts)
+    assert batches == [256, 256, 256, 256, 233]
+
+
+def test_the_init_variant_is_part_of_the_identity_of_a_dd_run(opts):
+    """Both native cards of one dataset must neither share a set nor record the wrong init."""
+    from ddbench.evaluate import config_hash, set_cache_path
+
+    fixed = load_protocol(str(CARDS / "digits-dd-native-fixed.toml"))
+    rand = load_protocol(str(CARDS / "digits-dd-native.toml"))
+    dd = create_method("dd")
+    assert dd.config_for(fixed)["init"] == "fixed" and dd.config_for(rand)["init"] == "random"
+    train = load_dataset("digits")
+    assert set_cache_path(dd, fixed, train, 0, opts) != set_cache_path(dd, rand, train, 0, opts)
+    assert config_hash("dd", dd.identity_config(fixed)) != config_hash("dd", dd.identity_config(rand))
+    dset = distill_cached(create_method("dd", epochs=1), fixed, train, 0, opts)
+    assert dset.method_config["init"] == "fixed" and dset.extra["dd"]["init"] == "fixed"
+    with pytest.raises(Exception, match="contradicts"):
+        create_method("dd", init="random").config_for(fixed)
+
+
+def test_native_rows_record_the_accuracy_before_training(opts):
+    """The paper reports fixed-init MNIST as 12.9% before distilled training and 93.8% after."""
+    card = load_protocol(str(CARDS / "digits-dd-native-fixed.toml"))
+    dset = distill_cached(create_method("dd", epochs=10), card, load_dataset("digits"), 0, opts)
+    for row in evaluate_set(dset, card, opts):  # measured: 12.96% before, 51.11% after 10 epochs
+        assert 0.0 <= row["init_accuracy"] < 30.0 < 40.0 < row["accuracy"], row

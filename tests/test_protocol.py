@@ -6,7 +6,7 @@ from importlib import resources
 import pytest
 
 from ddbench.errors import DDBenchError
-from ddbench.protocol import list_protocols, load_protocol, quick_protocol
+from ddbench.protocol import MAX_EPOCHS, list_protocols, load_protocol
 
 
 def test_the_standard_cards_exist_with_the_field_recipe():
@@ -20,7 +20,7 @@ def test_the_standard_cards_exist_with_the_field_recipe():
     assert t.augment == "dsa" and "flip" in t.dsa_strategy and card.archs == ("convnet",)
     assert "flip" not in load_protocol("mnist-ipc1").train.dsa_strategy
     assert load_protocol("tinyimagenet-ipc1").archs == ("convnetd4",)
-    assert quick_protocol().dataset == "digits"
+    assert load_protocol("digits-quick").quick and not load_protocol("mnist-ipc1").quick
 
 
 def test_hash_is_stable_and_content_based(tmp_path):
@@ -59,5 +59,56 @@ def test_bad_cards_are_refused(tmp_path):
     with pytest.raises(DDBenchError, match="not valid TOML"):
         load_protocol(str(bad))
     bad.write_text(HEAD + "bogus = 3\n")
-    with pytest.raises(DDBenchError, match="malformed"):
+    with pytest.raises(DDBenchError, match="unknown key.*bogus"):
         load_protocol(str(bad))
+
+
+@pytest.mark.parametrize("line, why", [
+    ('[train]\naugment = "dsaa"\n', "train.augment must be one of|train.augment must be 'dsa' or 'none'"),
+    ('normalize = "no"\n', "normalize must be a bool"),
+    ('[train]\ndsa_strategy = "color_crop_blur"\n', "unknown operation"),
+    ("[train]\nlr = -0.01\n", "train.lr must be positive"),
+    ("[train]\nbatch_size = 0\n", "batch_size must be at least 1"),
+    ("[train]\nepochs = 1e12\n", "epochs must be a int"),
+    (f"[train]\nepochs = {MAX_EPOCHS + 1}\n", "epochs must be 0.."),
+    ('precision = "fp8"\n', "precision must be one of"),
+    ('kind2 = "x"\n', "unknown key"),
+])
+def test_card_values_are_validated_when_the_card_loads(tmp_path, line, why):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(HEAD + line)
+    with pytest.raises(DDBenchError, match=why):
+        load_protocol(str(bad))
+
+
+@pytest.mark.parametrize("old, new, why", [
+    ("seeds = 1", 'seeds = "5"', "seeds must be a int"),
+    ("seeds = 1", "seeds = 100000", "seeds must be 1..1000"),
+    ("ipc = 1", "ipc = 2.5", "ipc must be a int"),
+    ('archs = ["convnet"]', 'archs = ["convnet", "resnet_nonexistent"]', "unknown architecture.*resnet_nonexistent"),
+    ('dataset = "digits"', 'dataset = "imagenet21k"', "dataset 'imagenet21k' is unknown"),
+    ('id = "bad"', 'id = "bad|x"', "id must be lower-case"),
+])
+def test_card_types_ranges_and_names_are_checked_before_any_work(tmp_path, old, new, why):
+    from ddbench.cli import main
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(HEAD.replace(old, new))
+    with pytest.raises(DDBenchError, match=why):
+        load_protocol(str(bad))
+    assert main(["evaluate", "--method", "random", "--protocol", str(bad), "--results", str(tmp_path / "lb")]) == 2
+    assert not (tmp_path / "lb").exists()
+
+
+# Golden content hashes: a change to a card, to TrainRecipe's fields or defaults, or to the hashing
+# orphans every stored row of that card (they stop matching), so it must be deliberate.
+GOLDEN_HASHES = {
+    "mnist-ipc1": "a1f37574c655", "mnist-ipc10": "69c64c9d1f45", "mnist-dd-native-fixed": "1e9a28c3e4f8",
+    "cifar10-ipc10": "3145f9e1e276", "digits-quick": "8c617566da74", "digits-ssl-quick": "716419c3c257",
+    "mnist-dd-native": "a75dd6287570", "cifar100-ssl-2pct": "73fa4e8c9899", "tinyimagenet-ssl-2pct": "a47b2cc92683",
+}
+
+
+def test_card_hashes_are_pinned():
+    for card_id, want in GOLDEN_HASHES.items():
+        assert load_protocol(card_id).hash == want, card_id
