@@ -33,7 +33,8 @@ def main() -> None:
     ap.add_argument("--archs", nargs="+", default=["teacher", "convnetd2", "convnet"])
     args = ap.parse_args()
     ds = load_dataset(args.dataset, args.data_root)
-    x = ImageSpace(ds.mean, ds.std).from_uint8(ds.x_train)
+    space = ImageSpace(ds.mean, ds.std)
+    x = space.from_uint8(ds.x_train)
     rec = ProbeRecipe(fractions=(0.05, 0.5))
     size = ds.image_size
 
@@ -47,11 +48,12 @@ def main() -> None:
         return " / ".join(f"{100 * accs[f]:.1f}" for f in rec.fractions)
 
     bt = BarlowRecipe(epochs=args.bt_epochs, batch_size=256)
-    teacher = train_barlow(init_network("convnetd2", 0, 10, ds.channels, size), features, x, bt, 0, progress=False)
+    teacher = train_barlow(init_network("convnetd2", 0, 10, ds.channels, size), features, x, bt, 0, space.mean, space.std,
+                           progress=False)
     reps = embed(teacher, x)
     rows = []
     for arch in args.archs:
-        trained = train_barlow(fresh(arch, 0), features, x, bt, 0, progress=False)
+        trained = train_barlow(fresh(arch, 0), features, x, bt, 0, space.mean, space.std, progress=False)
         kd_row = "—"
         if arch != "teacher":
             student = fresh(arch, 1, reps.shape[1])

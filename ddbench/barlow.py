@@ -2,18 +2,19 @@
 
 Two augmented views of each image go through an encoder and a projector; the loss drives the
 cross-correlation matrix of the batch-standardised projections to the identity:
-Σ_i (1 − C_ii)² + λ Σ_{i≠j} C_ij². Views are made on the device in one batch: random resized crop
-(scale 0.2–1) with horizontal flip via affine grids, colour jitter (0.4 brightness/contrast/
-saturation, p 0.8) and grayscale (p 0.2) — the usual CIFAR recipe without blur.
+Σ_i (1 − C_ii)² + λ Σ_{i≠j} C_ij². Views are made on the device in one batch with kornia, on
+pixels in [0, 1] and normalised afterwards, with mix-bt's parameters (`ViewRecipe`): at 32 px a
+random resized crop (scale 0.08–1), flip, colour jitter (0.4, 0.4, 0.4, hue 0.1; p 0.8) and
+grayscale (p 0.2); at 64 px jitter and grayscale (p 0.1) first, then a bicubic crop (scale 0.2–1)
+and flip. kornia's ColorJitter applies its four operations in one random order per batch, where
+torchvision draws the order per image.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -26,6 +27,7 @@ class BarlowRecipe:
     weight_decay: float = 1e-6
     lambd: float = 0.0051
     projector: tuple[int, ...] = (512, 1024)
+    views: "ViewRecipe | None" = None  # None: mix-bt's recipe for the image size (views_for)
 
 
 def projector(in_dim: int, dims: tuple[int, ...]) -> nn.Module:
@@ -49,44 +51,69 @@ def barlow_loss(z1: torch.Tensor, z2: torch.Tensor, lambd: float) -> torch.Tenso
     return on + lambd * off
 
 
-def ssl_views(x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
-    """One augmented view per image (random resized crop + flip, colour jitter, grayscale), batched."""
-    n, c, h, w = x.shape
-    dev = x.device
+@dataclass(frozen=True)
+class ViewRecipe:
+    """How Barlow Twins views are made, as mix-bt (and KRR-ST, which uses its checkpoints) make them:
+    on pixels in [0, 1], normalised afterwards. torchvision's semantics, batched with kornia."""
 
-    def u(*shape):
-        return torch.rand(*shape, generator=gen, device=dev)
+    crop_scale: tuple[float, float] = (0.08, 1.0)  # RandomResizedCrop; ratio 3/4 .. 4/3
+    jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.1)  # brightness, contrast, saturation, hue
+    jitter_p: float = 0.8
+    grayscale_p: float = 0.2
+    colour_first: bool = False  # jitter and grayscale before the crop (mix-bt's Tiny-ImageNet order)
+    bicubic: bool = False  # crop resampling: bilinear, or bicubic (Tiny-ImageNet)
 
-    area = 0.2 + 0.8 * u(n)
-    log_ratio = (u(n) - 0.5) * 2 * math.log(4 / 3)
-    ratio = torch.exp(log_ratio)
-    sw = torch.sqrt(area * ratio).clamp(max=1.0)
-    sh = torch.sqrt(area / ratio).clamp(max=1.0)
-    tx = (u(n) * 2 - 1) * (1 - sw)
-    ty = (u(n) * 2 - 1) * (1 - sh)
-    flip = torch.where(u(n) < 0.5, -1.0, 1.0)
-    theta = torch.zeros(n, 2, 3, device=dev)
-    theta[:, 0, 0], theta[:, 0, 2] = sw * flip, tx
-    theta[:, 1, 1], theta[:, 1, 2] = sh, ty
-    out = F.grid_sample(x, F.affine_grid(theta, list(x.shape), align_corners=False), align_corners=False, padding_mode="reflection")
-    jitter = (u(n) < 0.8).view(n, 1, 1, 1).to(x.dtype)
-    b = 1 + (u(n) - 0.5).view(n, 1, 1, 1) * 0.8
-    k = 1 + (u(n) - 0.5).view(n, 1, 1, 1) * 0.8
-    s = 1 + (u(n) - 0.5).view(n, 1, 1, 1) * 0.8
-    mean = out.mean(dim=(1, 2, 3), keepdim=True)
-    gray = out.mean(dim=1, keepdim=True)
-    jittered = ((out * b - mean) * k + mean - gray) * s + gray
-    out = jitter * jittered + (1 - jitter) * out
-    if c == 3:
-        to_gray = (u(n) < 0.2).view(n, 1, 1, 1).to(x.dtype)
-        out = to_gray * out.mean(dim=1, keepdim=True).expand_as(out) + (1 - to_gray) * out
-    return out
+
+# mix-bt's utils.py: CifarPairTransform (32 px) and TinyImageNetPairTransform (64 px).
+CIFAR_VIEWS = ViewRecipe()
+TINY_VIEWS = ViewRecipe(crop_scale=(0.2, 1.0), grayscale_p=0.1, colour_first=True, bicubic=True)
+
+
+def views_for(size: int) -> ViewRecipe:
+    return TINY_VIEWS if size >= 64 else CIFAR_VIEWS
+
+
+def _augmenter(views: ViewRecipe, channels: int, size: tuple[int, int]) -> nn.Module:
+    import kornia.augmentation as K
+
+    crop = K.RandomResizedCrop(size, scale=views.crop_scale, ratio=(3 / 4, 4 / 3),
+                               resample="BICUBIC" if views.bicubic else "BILINEAR")
+    flip = K.RandomHorizontalFlip(p=0.5)
+    if channels == 3:
+        colour = [K.ColorJitter(*views.jitter, p=views.jitter_p), K.RandomGrayscale(p=views.grayscale_p)]
+    else:  # saturation, hue and grayscale mean nothing for one channel
+        colour = [K.ColorJitter(views.jitter[0], views.jitter[1], 0.0, 0.0, p=views.jitter_p)]
+    ops = [*colour, crop, flip] if views.colour_first else [crop, flip, *colour]
+    return nn.Sequential(*ops)
+
+
+class SSLViews:
+    """Augmented views of normalised images: back to pixels, augment as `views` says, clamp, normalise."""
+
+    def __init__(self, views: ViewRecipe, mean: tuple[float, ...], std: tuple[float, ...], shape: tuple[int, int, int],
+                 device: torch.device) -> None:
+        self.augment = _augmenter(views, shape[0], shape[1:])
+        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
+        self.device = device
+
+    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        pixels = (x * self.std + self.mean).clamp(0, 1)
+        seed = int(torch.randint(0, 2**62, (1,), generator=gen, device=gen.device).item())
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # kornia draws from the global RNG: seed it from ours
+            torch.manual_seed(seed)
+            out = self.augment(pixels).clamp(0, 1)
+        return (out - self.mean) / self.std
 
 
 def train_barlow(encoder: nn.Module, embed: Callable[[nn.Module, torch.Tensor], torch.Tensor], images: torch.Tensor,
-                 recipe: BarlowRecipe, seed: int, progress: bool = True, desc: str = "barlow twins") -> nn.Module:
-    """Train `encoder` (features via the differentiable `embed(encoder, x)`) with Barlow Twins on `images`."""
+                 recipe: BarlowRecipe, seed: int, mean: tuple[float, ...], std: tuple[float, ...], progress: bool = True,
+                 desc: str = "barlow twins") -> nn.Module:
+    """Train `encoder` (features via the differentiable `embed(encoder, x)`) with Barlow Twins on `images`,
+    normalised with `mean` / `std` (views are made on the pixels, as the reference code does)."""
     device = images.device
+    ssl_views = SSLViews(recipe.views or views_for(int(images.shape[-1])), mean, std, tuple(images.shape[1:]), device)
     with torch.no_grad():
         dim = embed(encoder.eval(), images[:2]).shape[1]
     with torch.random.fork_rng(devices=[]):

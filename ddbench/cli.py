@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import logging
 import os
 import sys
 from typing import Any, Sequence
@@ -20,6 +21,23 @@ class _Parser(argparse.ArgumentParser):
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+class _StderrHandler(logging.Handler):
+    """The library's log records on the current stderr: progress notes plain, warnings marked."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            message = f"ddbench: warning: {message}"
+        print(message, file=sys.stderr, flush=True)
+
+
+def _setup_logging() -> None:
+    logger = logging.getLogger("ddbench")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        logger.addHandler(_StderrHandler())
+    logger.setLevel(logging.DEBUG if os.environ.get("DDBENCH_DEBUG") else logging.INFO)
 
 
 def _parse_cfg(items: Sequence[str] | None) -> dict[str, str]:
@@ -47,6 +65,15 @@ def _protocols(names: Sequence[str] | None) -> list:
     return cards
 
 
+def _check_bounds(args: argparse.Namespace) -> None:
+    from ddbench.protocol import MAX_EPOCHS, MAX_SEEDS
+
+    if args.seeds is not None and not 1 <= args.seeds <= MAX_SEEDS:
+        raise DDBenchError(f"--seeds must be 1..{MAX_SEEDS}, got {args.seeds}")
+    if args.epochs is not None and not 0 <= args.epochs <= MAX_EPOCHS:
+        raise DDBenchError(f"--epochs must be 0..{MAX_EPOCHS}, got {args.epochs}")
+
+
 def _options(args: argparse.Namespace):
     from ddbench.evaluate import EvalOptions
     from ddbench.models import expand_archs
@@ -54,21 +81,12 @@ def _options(args: argparse.Namespace):
     from ddbench.provenance import pick_device
     from ddbench.results import ResultStore
 
-    if args.seeds is not None and args.seeds < 1:
-        raise DDBenchError("--seeds must be at least 1")
-    if args.epochs is not None and args.epochs < 0:
-        raise DDBenchError("--epochs must be 0 or more")
-    device = pick_device(args.device)
-    if device.type == "cuda":
-        import torch
-
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
+    _check_bounds(args)
+    device = pick_device(args.device)  # precision (TF32 or not) is the card's, set by the engine
     return EvalOptions(
         device=device, store=ResultStore(args.results or default_results_dir()), data_root=args.data_root,
         archs=expand_archs(args.arch) if args.arch else None, seeds=args.seeds, mode=args.batch_mode,
-        progress=not args.no_progress, log=_log,
+        progress=not args.no_progress,
     )
 
 
@@ -99,6 +117,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if bool(args.method) == bool(args.distilled):
         raise DDBenchError("evaluate takes exactly one of --method NAME or --distilled PATH")
+    _check_bounds(args)
     cfg = _parse_cfg(args.cfg)
     if args.teacher:
         cfg["teacher"] = args.teacher
@@ -140,7 +159,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     method = create_method(args.method, **_parse_cfg(args.cfg))
     snapshots = _parse_snapshots(args.snapshots)
     opts = EvalOptions(device=pick_device(args.device), store=ResultStore(default_results_dir()),
-                       data_root=args.data_root, progress=not args.no_progress, log=_log, snapshots=snapshots)
+                       data_root=args.data_root, progress=not args.no_progress, snapshots=snapshots)
     train = load_dataset(card.dataset, args.data_root)
     dset = distill_cached(method, card, train, args.seed, opts)
     out = dset.save(args.out)
@@ -304,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _setup_logging()
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
@@ -313,6 +333,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ddbench: interrupted; finished rows are saved, run the same command again to resume", file=sys.stderr)
         return 130
+    except PermissionError as exc:  # the user's files, not ddbench's code
+        if os.environ.get("DDBENCH_DEBUG"):
+            raise
+        print(f"ddbench: error: permission denied: {exc.filename or exc}", file=sys.stderr)
+        return 2
     except Exception as exc:  # an internal error: one line, the traceback on request
         if os.environ.get("DDBENCH_DEBUG"):
             raise

@@ -28,6 +28,17 @@ from ddbench.preprocess import ZCA, ImageSpace
 FORMAT = "ddbench-distilled-set"
 FORMAT_VERSION = 1
 MANIFEST_KEY = "ddbench_manifest"
+MAX_MANIFEST_BYTES = 1 << 20  # a manifest is provenance, not payload
+MAX_CONFIG_BYTES = 16 << 10  # method_config is copied into every result row
+MAX_ABS_PIXEL = 1e4  # normalised images live within about ±10; far beyond is a broken set, not a distilled one
+MAX_LEARNED_LR = 10.0  # learned step sizes in the field are 1e-4 .. 1; past 10 training only diverges
+
+# Manifest fields and the JSON types they must have (None allowed where the value may be absent).
+_MANIFEST_TYPES: dict[str, tuple[type, ...]] = {
+    "label_mode": (str,), "num_classes": (int,), "dataset": (str,), "ipc": (int,), "method": (str,),
+    "method_config": (dict,), "learned_lr": (int, float, type(None)), "distill_seed": (int, type(None)),
+    "extra": (dict,), "normalize": (dict,), "code_version": (str,), "created": (str,),
+}
 
 
 @dataclass
@@ -79,12 +90,29 @@ class DistilledSet:
             raise DDBenchError(f"distilled set: normalisation has {len(self.space.mean)} channels, images have {self.images.shape[1]}")
         if not torch.isfinite(self.images).all():
             raise DDBenchError("distilled set: images contain NaN or infinite values")
-        if self.learned_lr is not None and not (math.isfinite(self.learned_lr) and self.learned_lr > 0):
-            raise DDBenchError(f"distilled set: learned lr must be a positive finite number, got {self.learned_lr}")
+        if n and float(self.images.abs().max()) > MAX_ABS_PIXEL:
+            raise DDBenchError(f"distilled set: image values reach {float(self.images.abs().max()):.3g}; normalised images "
+                               f"lie within ±{MAX_ABS_PIXEL:g} (is the set in the wrong space, or broken?)")
+        if self.label_mode in ("soft", "regression") and not torch.isfinite(self.labels).all():
+            raise DDBenchError(f"distilled set: {self.label_mode} labels contain NaN or infinite values")
+        if self.space.zca is not None and not (torch.isfinite(self.space.zca.transform).all()
+                                               and torch.isfinite(self.space.zca.mean).all()):
+            raise DDBenchError("distilled set: the ZCA transform contains NaN or infinite values")
+        if not all(math.isfinite(v) for v in (*self.space.mean, *self.space.std)) or min(self.space.std) <= 0:
+            raise DDBenchError("distilled set: normalisation mean/std must be finite, std positive")
+        if self.learned_lr is not None and not (math.isfinite(self.learned_lr) and 0 < self.learned_lr <= MAX_LEARNED_LR):
+            raise DDBenchError(f"distilled set: learned lr must lie in (0, {MAX_LEARNED_LR:g}], got {self.learned_lr}")
+        for name, tensor in self.aux.items():
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                raise DDBenchError(f"distilled set: aux tensor '{name}' contains NaN or infinite values")
+        if len(json.dumps(self.method_config, default=str)) > MAX_CONFIG_BYTES:
+            raise DDBenchError(f"distilled set: method_config exceeds {MAX_CONFIG_BYTES // 1024} KiB; it is copied into every row")
 
     # --- identity -------------------------------------------------------------------------
     def manifest(self) -> dict[str, Any]:
-        return {
+        from ddbench.results import json_safe
+
+        return json_safe({
             "format": FORMAT, "format_version": FORMAT_VERSION,
             "label_mode": self.label_mode, "num_classes": self.num_classes,
             "dataset": self.dataset, "ipc": self.ipc, "method": self.method,
@@ -94,7 +122,7 @@ class DistilledSet:
             "zca": None if self.space.zca is None else {"eps": self.space.zca.eps},
             "code_version": self.code_version, "created": self.created,
             "python": platform.python_version(), "torch": torch.__version__,
-        }
+        })
 
     @property
     def set_id(self) -> str:
@@ -123,7 +151,7 @@ class DistilledSet:
             tensors["zca_transform"] = self.space.zca.transform.cpu().contiguous()
         tensors.update({f"aux.{k}": v.detach().cpu().contiguous() for k, v in self.aux.items()})
         with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata={MANIFEST_KEY: json.dumps(self.manifest())})
+            save_file(tensors, str(tmp), metadata={MANIFEST_KEY: json.dumps(self.manifest(), allow_nan=False)})
         return path
 
     @classmethod
@@ -134,14 +162,30 @@ class DistilledSet:
         try:
             with safe_open(str(path), framework="pt") as handle:
                 meta = handle.metadata() or {}
+            text = meta[MANIFEST_KEY]
+            if len(text) > MAX_MANIFEST_BYTES:
+                raise DDBenchError(f"{path}: its manifest is {len(text) // 1024} KiB; a ddbench manifest is at most "
+                                   f"{MAX_MANIFEST_BYTES // 1024} KiB")
             tensors = load_file(str(path))
-            manifest = json.loads(meta[MANIFEST_KEY])
+            manifest = json.loads(text, parse_constant=lambda _: None)  # NaN / Infinity: not JSON; read as absent
+        except PermissionError:
+            raise DDBenchError(f"cannot read {path}: permission denied") from None
         except (SafetensorError, OSError, KeyError, ValueError) as exc:
             raise DDBenchError(f"{path} is not a readable ddbench distilled set ({type(exc).__name__}: {exc})") from None
+        if not isinstance(manifest, dict):
+            raise DDBenchError(f"{path}: the manifest is not a JSON object")
         if manifest.get("format") != FORMAT:
             raise DDBenchError(f"{path}: manifest format is '{manifest.get('format')}', expected '{FORMAT}'")
         if manifest.get("format_version", 0) > FORMAT_VERSION:
             raise DDBenchError(f"{path} was written by a newer ddbench (format {manifest['format_version']}); upgrade ddbench")
+        for key, types in _MANIFEST_TYPES.items():
+            if key in manifest and (not isinstance(manifest[key], types) or isinstance(manifest[key], bool) and bool not in types):
+                want = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+                raise DDBenchError(f"{path}: manifest field '{key}' must be {want}, got {type(manifest[key]).__name__}")
+        norm = manifest.get("normalize", {})
+        if not all(isinstance(norm.get(k), list) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                          for v in norm[k]) for k in ("mean", "std")):
+            raise DDBenchError(f"{path}: manifest 'normalize' must hold numeric lists 'mean' and 'std'")
         try:
             zca = None
             if manifest.get("zca"):
@@ -158,3 +202,5 @@ class DistilledSet:
             )
         except KeyError as exc:
             raise DDBenchError(f"{path}: the set lacks {exc}; it is incomplete") from None
+        except (TypeError, ValueError) as exc:
+            raise DDBenchError(f"{path}: the manifest is malformed ({exc})") from None

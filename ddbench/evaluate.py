@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import resource
 import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -24,13 +25,15 @@ from ddbench.distilled import DistilledSet
 from ddbench.errors import DDBenchError
 from ddbench.method import DistillContext, Method
 from ddbench.paths import user_cache_root
+from ddbench.precision import describe as describe_precision
+from ddbench.precision import precision_scope
 from ddbench.preprocess import ZCA, ImageSpace
-from ddbench.protocol import ProtocolCard
+from ddbench.protocol import MAX_SEEDS, ProtocolCard
 from ddbench.provenance import code_version, device_name, git_sha
-from ddbench.results import ResultStore, row_key
+from ddbench.results import ResultStore, Row, row_key
 from ddbench.train import accuracy, choose_mode, train_networks
 
-Log = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,12 +46,15 @@ class EvalOptions:
     mode: str = "auto"
     progress: bool = True
     cache_dir: Path = field(default_factory=lambda: user_cache_root())
-    log: Log = print
     snapshots: tuple[int, ...] = ()  # distil: also keep the set after these outer steps
 
 
 def card_space(card: ProtocolCard, train: ImageDataset) -> ImageSpace:
-    """The image space a card's methods work in: the dataset's normalisation (ZCA added by the engine)."""
+    """The image space a card's methods work in: the card's or else the dataset's normalisation (ZCA added by the engine)."""
+    if card.normalize and card.mean:
+        if len(card.mean) != train.channels:
+            raise DDBenchError(f"card '{card.id}' normalises {len(card.mean)} channels; {train.name} has {train.channels}")
+        return ImageSpace(tuple(card.mean), tuple(card.std))
     if card.normalize:
         return ImageSpace(tuple(train.mean), tuple(train.std))
     return ImageSpace(tuple(0.0 for _ in train.mean), tuple(1.0 for _ in train.std))
@@ -80,6 +86,12 @@ def check_fits(dset: DistilledSet, card: ProtocolCard, train: ImageDataset) -> N
                                f"{info.get('init') or 'not a DD set'}")
         if info.get("arch") not in card.archs:
             raise DDBenchError(f"card '{card.id}' trains {', '.join(card.archs)}; the set was distilled for {info.get('arch')}")
+    if dset.label_mode == "hard" and len(dset.labels):
+        counts = torch.bincount(dset.labels, minlength=dset.num_classes)
+        worst = int(counts.argmax())
+        if int(counts[worst]) > card.ipc:
+            raise DDBenchError(f"the set holds {int(counts[worst])} images of class {worst}; card '{card.id}' allows "
+                               f"ipc {card.ipc} per class")
     allowed = {"hard": {"hard"}, "soft": {"hard", "soft"}, "regression": {"regression"}}[card.labels]
     if dset.label_mode not in allowed:
         raise DDBenchError(f"card '{card.id}' takes {card.labels} labels; the set has {dset.label_mode} labels")
@@ -117,7 +129,7 @@ def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_max_rss"
 
 
-def _row(base_row: dict[str, Any], dset: DistilledSet, device: torch.device, **fields: Any) -> dict[str, Any]:
+def _row(base_row: Row, dset: DistilledSet, device: torch.device, **fields: Any) -> Row:
     """A result row: the run's provenance, the set's, the device's peak memory so far, and `fields`."""
     peak, peak_kind = _peak_memory_mb(device)
     return {**base_row, "method": dset.method, "method_config": dset.method_config, "set_id": dset.set_id,
@@ -222,7 +234,7 @@ def _run_jobs(jobs: list[_Job], card: ProtocolCard, train: ImageDataset, opts: E
                     n_test=len(y_test), label_mode=p.label_mode, lr=p.lr, learned_lr_used=p.lr != card.train.lr,
                     batch_mode=f"vmap{len(seeds)}" if mode == "vmap" else "loop", wall_time_s=round(seconds, 3),
                 )])
-                opts.log(f"  {card.id} {job.arch} seed {seeds[k]}: {100 * acc:.2f}%")
+                log.info(f"  {card.id} {job.arch} seed {seeds[k]}: {100 * acc:.2f}%")
                 clock.restart()
 
             train_networks(job.arch, seeds, x, y, first.label_mode, card.train, first.lr, train.num_classes, augment,
@@ -251,7 +263,7 @@ def _run_native_jobs(jobs: list[_Job], card: ProtocolCard, train: ImageDataset, 
                 init_accuracy=round(100.0 * before, 4), label_mode=dset.label_mode, lr=None, learned_lr_used=True,
                 batch_mode=f"native-vmap{len(job.seeds)}", wall_time_s=round(result.seconds / len(job.seeds), 4),
             ) for seed, acc, before in zip(job.seeds, accs, result.init_accuracies)])
-            opts.log(f"  {card.id} {job.arch}: {len(accs)} networks, mean {100 * sum(accs) / len(accs):.2f}% "
+            log.info(f"  {card.id} {job.arch}: {len(accs)} networks, mean {100 * sum(accs) / len(accs):.2f}% "
                      f"(before training {100 * sum(result.init_accuracies) / len(accs):.2f}%)")
 
 
@@ -285,7 +297,7 @@ def _run_ssl_jobs(jobs: list[_Job], card: ProtocolCard, train: ImageDataset, opt
                 accuracy=round(100.0 * acc, 4), n_test=len(downstream[name].y_test), label_mode=dset.label_mode,
                 lr=dset.learned_lr, learned_lr_used=bool(dset.learned_lr), batch_mode="loop", wall_time_s=round(seconds, 3),
             ) for task, name, fraction, acc in rows])
-            opts.log(f"  {card.id} {dset.method} {job.arch} seed {seed}: " +
+            log.info(f"  {card.id} {dset.method} {job.arch} seed {seed}: " +
                      ", ".join(f"{t} {100 * a:.1f}%" for t, _, _, a in rows))
 
 
@@ -293,14 +305,16 @@ def _runner(card: ProtocolCard):
     return {"dd-native": _run_native_jobs, "ssl-transfer": _run_ssl_jobs}.get(card.kind, _run_jobs)
 
 
-def _base_row(card: ProtocolCard, run_id: str, device: torch.device) -> dict[str, Any]:
+def _base_row(card: ProtocolCard, run_id: str, device: torch.device, train: ImageDataset) -> Row:
     from ddbench import __version__
     from ddbench.results import ROW_SCHEMA
 
     return {
         "schema": ROW_SCHEMA, "run_id": run_id, "protocol": card.id, "protocol_version": card.version,
         "protocol_hash": card.hash, "protocol_standard": card.standard, "protocol_overrides": card.overrides,
-        "dataset": card.dataset, "ipc": card.ipc, "epochs": card.train.epochs,
+        "precision": card.precision, "precision_detail": describe_precision(card.precision, device),
+        "dataset": card.dataset, "data_fingerprint": train.fingerprint, "data_complete": train.complete,
+        "ipc": card.ipc, "epochs": card.train.epochs,
         "ddbench_version": __version__, "git_sha": git_sha(), "code_version": code_version(),
         "torch_version": torch.__version__, "device": device_name(device), "host": socket.gethostname(),
     }
@@ -322,13 +336,40 @@ def _tasks(card: ProtocolCard, opts: EvalOptions, quiet: bool = True) -> list[st
         if not dataset_status(name, opts.data_root)["present"]:
             if not quiet and (str(opts.data_root), name) not in _SKIP_REPORTED:
                 _SKIP_REPORTED.add((str(opts.data_root), name))
-                opts.log(f"  skipping downstream '{name}': not found under the data root (`ddbench data prepare {name}`)")
+                log.info(f"  skipping downstream '{name}': not found under the data root (`ddbench data prepare {name}`)")
             continue
         tasks += [task_name(name, f) for f in card.probe.fractions]
     if not tasks:
         raise DDBenchError(f"card '{card.id}': none of its downstream datasets ({', '.join(card.probe.downstream)}) is present "
                            f"under the data root; run `ddbench data prepare NAME` for at least one")
     return tasks
+
+
+def _check_request(card: ProtocolCard, opts: EvalOptions) -> None:
+    """What must hold before any work: a bounded number of seeds and a writable store."""
+    if opts.seeds is not None and not 1 <= opts.seeds <= MAX_SEEDS:
+        raise DDBenchError(f"seeds must be 1..{MAX_SEEDS}, got {opts.seeds}")
+    opts.store.check_writable()
+
+
+def _check_same_data(card: ProtocolCard, run_id: str, train: ImageDataset, opts: EvalOptions) -> None:
+    """Rows of this run stored earlier must come from the very same data; resuming on other data would mix."""
+    for row in opts.store.rows():
+        if row["run_id"] == run_id and row["protocol"] == card.id and row.get("data_fingerprint") not in (None, train.fingerprint):
+            raise DDBenchError(f"{opts.store.path} already holds rows of this run on card '{card.id}' made on other "
+                               f"{card.dataset} data (fingerprint {row['data_fingerprint']}, now {train.fingerprint}, "
+                               f"{train.source}); use another --results store or remove those rows")
+
+
+def _check_class_sizes(card: ProtocolCard, train: ImageDataset) -> None:
+    """A class with fewer training images than the IPC would silently give a smaller set."""
+    if card.kind == "ssl-transfer":
+        return
+    counts = train.class_counts()
+    smallest = int(counts.argmin())
+    if int(counts[smallest]) < card.ipc:
+        raise DDBenchError(f"class {train.class_names[smallest]!r} of {train.name} ({train.source}) has {int(counts[smallest])} "
+                           f"training images; card '{card.id}' needs ipc {card.ipc} per class")
 
 
 def _pending(card: ProtocolCard, run_id: str, opts: EvalOptions) -> list[tuple[str, list[int]]]:
@@ -340,7 +381,7 @@ def _pending(card: ProtocolCard, run_id: str, opts: EvalOptions) -> list[tuple[s
     for arch in archs:
         todo = [s for s in seeds if any((run_id, card.id, card.hash, arch, s, t) not in done for t in tasks)]
         if len(todo) < len(seeds):
-            opts.log(f"  {card.id} {arch}: {len(seeds) - len(todo)} of {len(seeds)} seed(s) already in {opts.store.path}; skipping them")
+            log.info(f"  {card.id} {arch}: {len(seeds) - len(todo)} of {len(seeds)} seed(s) already in {opts.store.path}; skipping them")
         if todo:
             out.append((arch, todo))
     return out
@@ -348,11 +389,14 @@ def _pending(card: ProtocolCard, run_id: str, opts: EvalOptions) -> list[tuple[s
 
 def evaluate_set(dset: DistilledSet, card: ProtocolCard, opts: EvalOptions) -> list[dict[str, Any]]:
     """Evaluate a distilled set (made anywhere) under `card`; returns all rows the request covers."""
+    _check_request(card, opts)
     train = load_dataset(card.dataset, opts.data_root)
     check_fits(dset, card, train)
     run_id = f"set-{dset.set_id}"
+    _check_same_data(card, run_id, train, opts)
     jobs = [_Job(arch, seeds, [dset]) for arch, seeds in _pending(card, run_id, opts)]
-    _runner(card)(jobs, card, train, opts, _base_row(card, run_id, opts.device))
+    with precision_scope(card.precision, opts.device):
+        _runner(card)(jobs, card, train, opts, _base_row(card, run_id, opts.device, train))
     return _collect(card, run_id, opts)
 
 
@@ -368,11 +412,13 @@ def distill_cached(method: Method, card: ProtocolCard, train: ImageDataset, seed
             return DistilledSet.load(path)
         except DDBenchError:
             path.unlink(missing_ok=True)
+    _check_class_sizes(card, train)
     ctx = DistillContext(card=card, device=opts.device, seed=seed, config=config, space=space,
-                         method_name=method.name, cache_dir=opts.cache_dir, progress=opts.progress, log=opts.log,
+                         method_name=method.name, cache_dir=opts.cache_dir, progress=opts.progress,
                          snapshots=tuple(opts.snapshots), snapshot_path=lambda step: snapshot_path(path, step))
     start = time.perf_counter()
-    dset = method.distill(train, card.ipc, ctx)
+    with precision_scope(card.precision, opts.device):
+        dset = method.distill(train, card.ipc, ctx)
     dset.extra.setdefault("distill_time_s", round(time.perf_counter() - start, 3))
     dset.save(path)
     return dset
@@ -395,11 +441,14 @@ def evaluate_method(method: Method, card: ProtocolCard, opts: EvalOptions) -> li
     """Distil with `method` under `card` (cached) and evaluate; returns all rows the request covers."""
     if card.kind not in method.kinds:
         raise DDBenchError(f"method '{method.name}' does not support {card.kind} cards like '{card.id}'")
+    _check_request(card, opts)
     run_id = f"cfg-{config_hash(method.name, method.identity_config(card))}"
     pending = _pending(card, run_id, opts)
     if not pending:
         return _collect(card, run_id, opts)
     train = load_dataset(card.dataset, opts.data_root)
+    _check_same_data(card, run_id, train, opts)
+    _check_class_sizes(card, train)
     sets: dict[int, DistilledSet] = {}
 
     def set_for(seed: int) -> DistilledSet:
@@ -411,7 +460,8 @@ def evaluate_method(method: Method, card: ProtocolCard, opts: EvalOptions) -> li
         jobs = [_Job(arch, seeds, [set_for(s) for s in seeds]) for arch, seeds in pending]
     else:
         jobs = [_Job(arch, seeds, [set_for(0)]) for arch, seeds in pending]
-    _runner(card)(jobs, card, train, opts, _base_row(card, run_id, opts.device))
+    with precision_scope(card.precision, opts.device):
+        _runner(card)(jobs, card, train, opts, _base_row(card, run_id, opts.device, train))
     return _collect(card, run_id, opts)
 
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from safetensors import safe_open
@@ -29,6 +29,8 @@ from ddbench.paths import atomic_path
 from ddbench.preprocess import ImageSpace
 from ddbench.protocol import TrainRecipe
 from ddbench.train import train_trajectories
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ def expert_bank(arch: str, train: ImageDataset, space: ImageSpace, recipe: Exper
 
 def ensure_experts(count: int, arch: str, train: ImageDataset, space: ImageSpace, recipe: ExpertRecipe,
                    device: torch.device, cache_dir: Path, group: int = 10, progress: bool = True,
-                   log: Callable[[str], None] = print, targets: torch.Tensor | None = None,
+                   targets: torch.Tensor | None = None,
                    targets_id: str = "") -> tuple[ExpertBank, int]:
     """Experts 0..count-1, training only the missing ones (several at once); returns (bank, number trained).
 
@@ -107,7 +109,7 @@ def ensure_experts(count: int, arch: str, train: ImageDataset, space: ImageSpace
     bank = expert_bank(arch, train, space, recipe, cache_dir, targets_id)
     missing = [s for s in range(count) if s not in set(bank.seeds())]
     if len(missing) < count:
-        log(f"reusing {count - len(missing)} cached expert trajectories in {bank.directory}")
+        log.info(f"reusing {count - len(missing)} cached expert trajectories in {bank.directory}")
     if not missing:
         return bank, 0
     x = space.from_uint8(train.x_train, device)

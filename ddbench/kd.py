@@ -25,6 +25,11 @@ KD_OPTIONS: dict[str, Any] = {
     "expert_wd": 1e-4, "expert_batch": 256, "arch": "",
 }
 
+SSL_QUICK = "digits-ssl-quick"  # the card MKDT and its baselines run without --protocol
+# digits (the quick card): a CPU budget for the teacher and the experts
+DIGITS_BUDGET = {"teacher_arch": "convnetd2", "teacher_epochs": 30, "teacher_batch": 256, "num_experts": 5,
+                 "expert_train_epochs": 10}
+
 
 @dataclass
 class KDSetup:
@@ -38,7 +43,7 @@ def teacher_targets(train: ImageDataset, ctx: DistillContext) -> KDSetup:
     spec = TeacherSpec(arch=cfg["teacher_arch"], stem_padding=cfg["teacher_stem_padding"], checkpoint=cfg["teacher"],
                        barlow=BarlowRecipe(epochs=cfg["teacher_epochs"], batch_size=cfg["teacher_batch"]))
     reps, reps_id = teacher_representations(spec, train, ctx.space, 0, ctx.device, ctx.cache_dir,
-                                            progress=ctx.progress, log=ctx.log)
+                                            progress=ctx.progress)
     return KDSetup(reps, reps_id, cfg["arch"] or ctx.card.archs[0])
 
 
@@ -47,7 +52,7 @@ def kd_experts(train: ImageDataset, ctx: DistillContext, setup: KDSetup) -> Expe
     recipe = ExpertRecipe(epochs=cfg["expert_train_epochs"], lr=cfg["expert_lr"], batch_size=cfg["expert_batch"],
                           dsa_strategy="none", momentum=cfg["expert_momentum"], weight_decay=cfg["expert_wd"], loss="mse")
     bank, _ = ensure_experts(cfg["num_experts"], setup.arch, train, ctx.space, recipe, ctx.device, ctx.cache_dir,
-                             progress=ctx.progress, log=ctx.log, targets=setup.reps, targets_id=setup.reps_id)
+                             progress=ctx.progress, targets=setup.reps, targets_id=setup.reps_id)
     return bank
 
 

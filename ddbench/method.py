@@ -8,7 +8,8 @@ the card id (fnmatch), then what the user passed.
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
@@ -19,6 +20,8 @@ from ddbench.distilled import DistilledSet
 from ddbench.errors import DDBenchError
 from ddbench.preprocess import ImageSpace
 from ddbench.protocol import ProtocolCard
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -33,7 +36,6 @@ class DistillContext:
     method_name: str
     cache_dir: Path
     progress: bool = True
-    log: Callable[[str], None] = field(default=print)
     snapshots: tuple[int, ...] = ()  # outer steps (iterations; DD: epochs) after which to save the set so far
     snapshot_path: Callable[[int], Path] | None = None
 
@@ -47,7 +49,7 @@ class DistillContext:
         dset = build()
         dset.extra["snapshot_step"] = step
         path = dset.save(self.snapshot_path(step))
-        self.log(f"snapshot after {step} steps: {path}")
+        log.info(f"snapshot after {step} steps: {path}")
 
     def generator(self, device: torch.device | str = "cpu", offset: int = 0) -> torch.Generator:
         gen = torch.Generator(device=device)

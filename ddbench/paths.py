@@ -8,6 +8,21 @@ from pathlib import Path
 from typing import Iterator
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _shareable(fd_or_path: int | str | os.PathLike) -> None:
+    """Give a temporary file the mode a plain open() would (0666 less the umask), not mkstemp's 0600."""
+    mode = 0o666 & ~_umask()
+    if isinstance(fd_or_path, int):
+        os.fchmod(fd_or_path, mode)
+    else:
+        os.chmod(fd_or_path, mode)
+
+
 def user_cache_root() -> Path:
     """The root of ddbench's caches: $DDBENCH_CACHE, else $XDG_CACHE_HOME/ddbench, else ~/.cache/ddbench."""
     if env := os.environ.get("DDBENCH_CACHE"):
@@ -24,7 +39,13 @@ def default_data_root() -> Path:
 
 
 def resolve_data_root(data_root: str | os.PathLike | None) -> Path:
-    return Path(data_root).expanduser() if data_root else default_data_root()
+    """The data root as a path; one that exists but is not a directory is refused."""
+    from ddbench.errors import DDBenchError
+
+    root = Path(data_root).expanduser() if data_root else default_data_root()
+    if root.exists() and not root.is_dir():
+        raise DDBenchError(f"data root {root} is a file, not a directory; pass the folder that holds the datasets")
+    return root
 
 
 def default_results_dir() -> Path:
@@ -41,6 +62,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    _shareable(fd)
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
@@ -65,6 +87,7 @@ class _AtomicPath:
     def __enter__(self) -> Path:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".part")
+        _shareable(fd)
         os.close(fd)
         self.tmp = Path(tmp)
         return self.tmp
@@ -72,6 +95,7 @@ class _AtomicPath:
     def __exit__(self, exc_type, exc, tb) -> None:
         assert self.tmp is not None
         if exc_type is None:
+            _shareable(self.tmp)  # a library may have replaced the file we made
             os.replace(self.tmp, self.path)
         else:
             self.tmp.unlink(missing_ok=True)

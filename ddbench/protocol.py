@@ -26,7 +26,7 @@ from ddbench.errors import DDBenchError
 LabelMode = Literal["hard", "soft", "regression", "none"]
 Kind = Literal["supervised", "dd-native", "ssl-transfer"]
 Init = Literal["", "random", "fixed"]
-Precision = Literal["fp32", "tf32", "bf16"]
+Precision = Literal["fp32", "tf32"]  # see ddbench/precision.py
 LABEL_MODES: tuple[LabelMode, ...] = get_args(LabelMode)
 # supervised: fresh networks trained with the card's recipe. dd-native: DD's own regime, fresh
 # networks trained with exactly the set's learned steps and step sizes (the recipe is unused).
@@ -75,7 +75,6 @@ class ProbeRecipe:
     l2: float = 1e-3
     max_iter: int = 500  # L-BFGS iterations (strong Wolfe line search), enough to converge
     downstream: tuple[str, ...] = ()
-    resolution: int = 0  # side the downstream images are resized to; 0: the source dataset's
 
 
 @dataclass(frozen=True)
@@ -92,6 +91,8 @@ class ProtocolCard:
     normalize: bool = True
     zca: bool = False
     quick: bool = False  # a smoke-test card: never published on the leaderboard
+    mean: tuple[float, ...] = ()  # normalisation constants of the card's reference code; () = the dataset's
+    std: tuple[float, ...] = ()
     precision: Precision = "fp32"  # fp32 (the field's tables), tf32 or bf16: part of the protocol
     init: Init = ""  # dd-native cards: "random" (fresh networks per seed) or "fixed" (the set's own init)
     budget: int = 0  # ssl-transfer cards: images in the set (they have no per-class IPC)
@@ -109,11 +110,10 @@ class ProtocolCard:
         for key in ("description", "archs", "seeds"):
             data.pop(key)
         for key, empty in (("init", ""), ("budget", 0), ("pretrain", None), ("probe", None), ("baselines", ()),
-                           ("precision", "fp32")):
+                           ("precision", "fp32"), ("mean", ()), ("std", ())):
             if data[key] == empty:
                 data.pop(key)
-        if data.get("probe") and not data["probe"]["resolution"]:
-            data["probe"].pop("resolution")  # fields of other kinds stay out, so each kind's hashes stay as they were
+  # fields of other kinds stay out, so each kind's hashes stay as they were
         data.pop("baselines", None)  # which baselines print beside a method does not change any row
         return data
 
@@ -239,7 +239,6 @@ def _check_ssl(card: ProtocolCard, origin: str) -> None:
     _need(probe.l2 >= 0 and 1 <= probe.max_iter <= 100_000, origin, "probe needs l2 ≥ 0 and max_iter 1..100000")
     unknown = sorted(set(probe.downstream) - set(list_datasets()))
     _need(not unknown, origin, f"probe.downstream names unknown dataset(s) {', '.join(unknown)}; see `ddbench list datasets`")
-    _need(probe.resolution >= 0, origin, "probe.resolution must be 0 (the source's) or a side in pixels")
 
 
 def _check_card(card: ProtocolCard, origin: str) -> None:
@@ -261,6 +260,8 @@ def _check_card(card: ProtocolCard, origin: str) -> None:
     _need(bool(card.archs), origin, "archs must name at least one architecture")
     unknown = [a for a in card.archs if not timm.is_model(a)]
     _need(not unknown, origin, f"unknown architecture(s) {', '.join(unknown)}; see `ddbench list archs`")
+    _need(len(card.mean) == len(card.std) and all(v > 0 for v in card.std), origin,
+          "mean and std must be given together, one value per channel, std positive")
     _check_train(card.train, origin)
     if card.kind == "ssl-transfer":
         _check_ssl(card, origin)

@@ -46,7 +46,11 @@ def pick_device(requested: str | None = None) -> torch.device:
             device = torch.device(requested)
         except RuntimeError:
             raise DDBenchError(f"unknown device '{requested}'; use cpu, cuda or cuda:N") from None
+        if device.type not in ("cpu", "cuda"):
+            raise DDBenchError(f"device '{requested}' is not supported; ddbench runs on cpu, cuda or cuda:N")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise DDBenchError(f"device '{requested}' requested but CUDA is not available here")
+        if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+            raise DDBenchError(f"device '{requested}' does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)")
         return device
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")

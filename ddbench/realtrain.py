@@ -10,10 +10,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +26,11 @@ from ddbench.data import ImageDataset
 from ddbench.paths import atomic_path
 from ddbench.preprocess import ImageSpace
 from ddbench.train import Streams, init_network
+
+log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from ddbench.method import DistillContext
 
 BatchHook = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]  # (indices, logits, labels)
 
@@ -87,15 +93,14 @@ def _key(arch: str, train: ImageDataset, space: ImageSpace, recipe: RealTrainRec
 
 
 def cached_real_network(arch: str, train: ImageDataset, space: ImageSpace, recipe: RealTrainRecipe, seed: int,
-                        device: torch.device, cache_dir: Path, progress: bool = True,
-                        log: Callable[[str], None] = print) -> nn.Module:
+                        device: torch.device, cache_dir: Path, progress: bool = True) -> nn.Module:
     """train_on_real, reusing a network trained earlier with the same inputs."""
     path = cache_dir / "networks" / f"{train.name}-{arch}-{_key(arch, train, space, recipe, seed)}.safetensors"
     model = init_network(arch, seed, train.num_classes, train.channels, train.image_size)
     if path.is_file():
         try:
             model.load_state_dict(load_file(str(path)))
-            log(f"reusing the cached {arch} trained on {train.name} ({path.name})")
+            log.info(f"reusing the cached {arch} trained on {train.name} ({path.name})")
             return model.to(device).eval()
         except Exception:  # damaged cache entry: train again
             path.unlink(missing_ok=True)
@@ -119,3 +124,13 @@ def embed(model: nn.Module, x: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
     """`features` of every image of `x`, in eval mode and in chunks."""
     model.eval()
     return torch.cat([features(model, x[start : start + chunk]) for start in range(0, len(x), chunk)])
+
+
+def class_embeddings(train: ImageDataset, ctx: "DistillContext") -> tuple[torch.Tensor, torch.Tensor]:
+    """Features of every training image from the cached real-data selection network, and the training labels
+    (shared by the coreset baselines, so herding and k-center embed with one network)."""
+    arch, recipe = selection_setup(ctx.config, ctx.card.archs[0])
+    model = cached_real_network(arch, train, ctx.space, recipe, ctx.seed, ctx.device, ctx.cache_dir,
+                                progress=ctx.progress)
+    features = embed(model, ctx.space.from_uint8(train.x_train, ctx.device))
+    return features, train.y_train.to(ctx.device)

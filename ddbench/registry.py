@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import logging
 import pkgutil
 import re
 from importlib.metadata import entry_points
@@ -22,6 +23,8 @@ from typing import Any
 
 from ddbench.errors import DDBenchError
 from ddbench.method import FunctionMethod, Method
+
+log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "ddbench.methods"
 _REGISTRY: dict[str, type[Method]] = {}
@@ -47,6 +50,10 @@ def register_method(target: Any = None, *, name: str | None = None, default_cfg:
     key = (name or cls.name or getattr(target, "__name__", "")).lower()
     if not key:
         raise TypeError("a method needs a name")
+    existing = _REGISTRY.get(key)
+    if existing is not None and existing is not cls:
+        raise DDBenchError(f"method name '{key}' is already registered (by {existing.__module__}.{existing.__qualname__}); "
+                           "choose another name or unregister_method() it first")
     cls.name = key
     if default_cfg is not None:
         cls.default_cfg = dict(default_cfg)
@@ -56,6 +63,22 @@ def register_method(target: Any = None, *, name: str | None = None, default_cfg:
         cls.one_set_per_seed = one_set_per_seed
     _REGISTRY[key] = cls
     return target
+
+
+def unregister_method(name: str) -> None:
+    """Remove a registered method (tests and plug-in reloads); unknown names are ignored."""
+    _REGISTRY.pop(name.lower(), None)
+
+
+def registry_snapshot() -> dict[str, type[Method]]:
+    """A copy of the registry, for restoring it later (`restore_registry`)."""
+    _load_all()
+    return dict(_REGISTRY)
+
+
+def restore_registry(snapshot: dict[str, type[Method]]) -> None:
+    _REGISTRY.clear()
+    _REGISTRY.update(snapshot)
 
 
 def _load_all() -> None:
@@ -72,13 +95,18 @@ def _load_all() -> None:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             obj = ep.load()
-        except Exception as exc:  # a broken plug-in must not break ddbench
-            import warnings
-
-            warnings.warn(f"ddbench: could not load method entry point '{ep.name}' ({exc})", stacklevel=2)
+        except (Exception, SystemExit) as exc:  # a broken plug-in (even one calling sys.exit) must not break ddbench
+            log.warning("could not load method entry point '%s' (%s: %s); skipped", ep.name, type(exc).__name__, exc)
             continue
-        if ep.name.lower() not in _REGISTRY and (isinstance(obj, type) and issubclass(obj, Method) or callable(obj)):
-            register_method(obj, name=ep.name)
+        if ep.name.lower() in _REGISTRY:
+            if _REGISTRY[ep.name.lower()] is not obj:
+                log.warning("method entry point '%s' clashes with a method already registered; skipped", ep.name)
+            continue
+        if isinstance(obj, type) and issubclass(obj, Method) or callable(obj):
+            try:
+                register_method(obj, name=ep.name)
+            except (DDBenchError, TypeError) as exc:
+                log.warning("method entry point '%s' could not be registered (%s); skipped", ep.name, exc)
 
 
 def _natural_key(name: str) -> list:
@@ -108,4 +136,5 @@ def method_summary(name: str) -> str:
     return doc[0] if doc else ""
 
 
-__all__ = ["register_method", "create_method", "list_methods", "method_class", "method_summary", "Method", "ENTRY_POINT_GROUP"]
+__all__ = ["register_method", "unregister_method", "registry_snapshot", "restore_registry", "create_method",
+           "list_methods", "method_class", "method_summary", "Method", "ENTRY_POINT_GROUP"]

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, TypedDict
+
+from ddbench.errors import DDBenchError
 
 ROW_SCHEMA = 1
 KEY_FIELDS = ("run_id", "protocol", "protocol_hash", "arch", "seed")
@@ -21,6 +24,64 @@ REQUIRED_FIELDS = (
     "protocol_hash", "protocol_standard", "dataset", "ipc", "arch", "seed", "accuracy", "n_test",
     "ddbench_version", "git_sha", "torch_version", "device", "wall_time_s", "peak_mem_mb", "timestamp",
 )
+
+
+class Row(TypedDict, total=False):
+    """One result row: a network trained under one card on one set with one seed, and its provenance."""
+
+    schema: int
+    run_id: str
+    protocol: str
+    protocol_version: int
+    protocol_hash: str
+    protocol_standard: bool
+    protocol_overrides: dict[str, Any]
+    precision: str  # the card's precision policy the network ran under: fp32, tf32 or bf16
+    precision_detail: str  # what was in effect on the device (e.g. "cuda: matmul fp32, conv tf32")
+    dataset: str
+    data_fingerprint: str  # sha256 of the dataset arrays the row was made on
+    data_complete: bool  # False: a partial copy of the dataset (rows then never published)
+    ipc: int
+    epochs: int
+    method: str
+    method_config: dict[str, Any]
+    set_id: str
+    distill_seed: int | None
+    distill_time_s: float | None
+    snapshot_step: int | None
+    arch: str
+    seed: int
+    task: str
+    downstream: str
+    label_fraction: float
+    accuracy: float
+    init_accuracy: float
+    n_test: int
+    label_mode: str
+    lr: float | None
+    learned_lr_used: bool
+    batch_mode: str
+    wall_time_s: float
+    peak_mem_mb: float
+    peak_mem_kind: str
+    ddbench_version: str
+    git_sha: str
+    code_version: str
+    torch_version: str
+    device: str
+    host: str
+    timestamp: str
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every non-finite float replaced by None: the store and manifests stay valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def row_key(row: dict[str, Any]) -> tuple:
@@ -49,6 +110,21 @@ class ResultStore:
     def keys(self) -> set[tuple]:
         return {row_key(r) for r in self.rows()}
 
+    def check_writable(self) -> None:
+        """Refuse, before any work, a store that cannot be written (one line, not a failure after training)."""
+        target = self.path if self.path.exists() else self.directory
+        probe = target
+        while not probe.exists():  # the nearest existing ancestor decides whether the folders can be made
+            probe = probe.parent
+        if self.directory.exists() and not self.directory.is_dir():
+            raise DDBenchError(f"result store {self.directory} is a file, not a directory; pass --results DIR")
+        if self.path.exists() and self.path.is_dir():
+            raise DDBenchError(f"result store file {self.path} is a directory")
+        if not probe.is_dir() and probe != self.path:
+            raise DDBenchError(f"result store {self.directory} is not writable: {probe} is a file, not a directory")
+        if not os.access(probe, os.W_OK) or (probe.is_dir() and not os.access(probe, os.X_OK)):
+            raise DDBenchError(f"result store {self.path} is not writable ({probe}: permission denied); pass --results DIR")
+
     def append(self, rows: Iterable[dict[str, Any]]) -> int:
         """Append rows not yet present; returns how many were written."""
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -63,7 +139,7 @@ class ResultStore:
                     raise ValueError(f"result row lacks {missing}")
                 if row_key(row) in present:
                     continue
-                data = (json.dumps(row, sort_keys=True) + "\n").encode()
+                data = (json.dumps(json_safe(row), sort_keys=True, allow_nan=False) + "\n").encode()
                 if os.fstat(fd).st_size and not self._ends_with_newline():
                     data = b"\n" + data  # never glue a row onto a torn line
                 os.write(fd, data)

@@ -92,7 +92,8 @@ class DD(Method):
         cfg = super().config_for(card)
         if card.init:
             if "init" in self.user_cfg and self.user_cfg["init"] != card.init:
-                raise DDBenchError(f"dd: card '{card.id}' evaluates {card.init}-init sets; --cfg init={self.user_cfg['init']} contradicts it")
+                raise DDBenchError(f"dd: card '{card.id}' evaluates {card.init}-init sets; "
+                                   f"--cfg init={self.user_cfg['init']} contradicts it")
             cfg["init"] = card.init
         if cfg["init"] not in ("random", "fixed"):
             raise DDBenchError(f"dd: init must be random or fixed, not {cfg['init']!r}")
@@ -154,7 +155,8 @@ class DD(Method):
                         w0 = fixed
                     else:
                         net_count += 1
-                        w0 = random_inits(arch, [distill_network_seed(ctx.seed, net_count)], k, train.channels, train.image_size, cfg["init_gain"]).to(device)[0]
+                        seed = distill_network_seed(ctx.seed, net_count)
+                        w0 = random_inits(arch, [seed], k, train.channels, train.image_size, cfg["init_gain"]).to(device)[0]
                     loss = unrolled_objective(student, images, labels, raw_lrs, steps, w0, x_real, y_all[idx]) / cfg["n_nets"]
                     loss.backward()
                     losses.append(loss.item())

@@ -12,23 +12,12 @@ Welling's algorithm and in the DC paper's description.
 """
 from __future__ import annotations
 
-import torch
-
 from ddbench.coreset import herding, select_per_class
 from ddbench.data import ImageDataset
 from ddbench.distilled import DistilledSet
 from ddbench.method import DistillContext, Method
-from ddbench.realtrain import SELECTION_OPTIONS, cached_real_network, embed, selection_setup
+from ddbench.realtrain import SELECTION_OPTIONS, class_embeddings
 from ddbench.registry import register_method
-
-
-def class_embeddings(train: ImageDataset, ctx: DistillContext) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features of every training image from the cached real-data network, and the training labels."""
-    arch, recipe = selection_setup(ctx.config, ctx.card.archs[0])
-    model = cached_real_network(arch, train, ctx.space, recipe, ctx.seed, ctx.device, ctx.cache_dir,
-                                progress=ctx.progress, log=ctx.log)
-    features = embed(model, ctx.space.from_uint8(train.x_train, ctx.device))
-    return features, train.y_train.to(ctx.device)
 
 
 @register_method

@@ -7,13 +7,11 @@ farthest from the chosen ones (Euclidean).
 """
 from __future__ import annotations
 
-from ddbench.methods.herding import class_embeddings
-
 from ddbench.coreset import k_center_greedy, select_per_class
 from ddbench.data import ImageDataset
 from ddbench.distilled import DistilledSet
 from ddbench.method import DistillContext, Method
-from ddbench.realtrain import SELECTION_OPTIONS
+from ddbench.realtrain import SELECTION_OPTIONS, class_embeddings
 from ddbench.registry import register_method
 
 

@@ -31,14 +31,10 @@ from tqdm.auto import tqdm
 from ddbench.data import ImageDataset
 from ddbench.distilled import DistilledSet
 from ddbench.errors import DDBenchError
-from ddbench.kd import KD_OPTIONS, high_loss_indices, kd_experts, teacher_targets
+from ddbench.kd import DIGITS_BUDGET, KD_OPTIONS, SSL_QUICK, high_loss_indices, kd_experts, teacher_targets
 from ddbench.method import DistillContext, Method
 from ddbench.registry import register_method
 from ddbench.unroll import FlatNetwork, matching_iteration
-
-SSL_QUICK = "digits-ssl-quick"
-DIGITS_BUDGET = {"teacher_arch": "convnetd2", "teacher_epochs": 30, "teacher_batch": 256, "num_experts": 5,
-                 "expert_train_epochs": 10}
 
 
 def _budget(iterations: int, steps: int, max_start: int, lr_img: float, arch: str = "") -> dict:

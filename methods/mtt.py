@@ -90,7 +90,7 @@ class MTT(Method):
             raise DDBenchError(f"mtt: max_start_epoch + expert_epochs ({cfg['max_start_epoch']} + {cfg['expert_epochs']}) "
                                f"exceeds the {recipe.epochs} expert epochs")
         bank, _ = ensure_experts(cfg["num_experts"], arch, train, space, recipe, device, ctx.cache_dir,
-                                 progress=ctx.progress, log=ctx.log)
+                                 progress=ctx.progress)
 
         gen_cpu = ctx.generator()
         gen_dev = ctx.generator(device, offset=1)

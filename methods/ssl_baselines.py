@@ -1,20 +1,19 @@
 """The baselines of the self-supervised transfer protocol (printed beside MKDT on every ssl card).
 
 - `no-pretrain`: no pre-training at all: a randomly initialised encoder is probed (an empty set).
-- `kd-random`: a uniformly random real subset of the card's budget (not class-balanced, as an SSL
-  set has no labels), pre-trained by regressing its teacher representations (KD).
+- `kd-random`: a class-balanced random real subset of the card's budget (as the authors' random
+  baseline), pre-trained by regressing its teacher representations (KD).
 - `kd-highloss`: MKDT's high-loss initialisation, without distillation, pre-trained the same way.
-- `bt-random`: the random subset pre-trained with Barlow Twins on its images alone.
+- `bt-random`: the same class-balanced random subset pre-trained with Barlow Twins on its images alone.
 Teacher, experts and subsets use MKDT's per-card settings (and share its caches).
 """
 from __future__ import annotations
 
 import torch
-from ddbench.methods.mkdt import DIGITS_BUDGET, SSL_QUICK
 
 from ddbench.data import ImageDataset
 from ddbench.distilled import DistilledSet
-from ddbench.kd import KD_OPTIONS, high_loss_indices, kd_experts, teacher_targets
+from ddbench.kd import DIGITS_BUDGET, KD_OPTIONS, SSL_QUICK, high_loss_indices, kd_experts, teacher_targets
 from ddbench.method import DistillContext, Method
 from ddbench.registry import register_method
 
@@ -22,7 +21,18 @@ _TINY = {"tinyimagenet-ssl-*": {"arch": "convnetd4"}, "digits*": DIGITS_BUDGET}
 
 
 def _random_subset(train: ImageDataset, ctx: DistillContext) -> torch.Tensor:
-    return torch.randperm(len(train.y_train), generator=ctx.generator())[: ctx.card.budget]
+    """A class-balanced random subset of the budget, as the authors' random baseline: budget // K images
+    of every class, and the remainder one each from randomly chosen classes."""
+    gen = ctx.generator()
+    k = train.num_classes
+    per_class, extra = divmod(ctx.card.budget, k)
+    bonus = set(torch.randperm(k, generator=gen)[:extra].tolist())
+    picks = []
+    for c in range(k):
+        pool = train.indices_of_class(c)
+        take = per_class + (c in bonus)
+        picks.append(pool[torch.randperm(len(pool), generator=gen)[:take]])
+    return torch.cat(picks)
 
 
 def _kd_set(train: ImageDataset, ctx: DistillContext, idx: torch.Tensor, reps: torch.Tensor) -> DistilledSet:

@@ -26,9 +26,21 @@ def private_cache(tmp_path_factory):
         os.environ["DDBENCH_CACHE"] = old
 
 
+@pytest.fixture(autouse=True)
+def restore_method_registry():
+    """Methods a test registers (the README's class-means, test plug-ins) never leak into other tests."""
+    from ddbench.registry import registry_snapshot, restore_registry
+
+    saved = registry_snapshot()
+    yield
+    restore_registry(saved)
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not (SHARED_DATA / "mnist.npz").is_file():
+        if os.environ.get("CI"):  # CI provides ../shared/data: a missing copy is a broken run, not a skip
+            pytest.fail(f"real datasets not found at {SHARED_DATA}; CI must run beside ../shared/data")
         pytest.skip(f"real datasets not found at {SHARED_DATA} (CI provides ../shared/data)")
     return SHARED_DATA
 
@@ -45,7 +57,4 @@ def opts(tmp_path):
     from ddbench.evaluate import EvalOptions
     from ddbench.results import ResultStore
 
-    messages: list[str] = []
-    o = EvalOptions(device=torch.device("cpu"), store=ResultStore(tmp_path / "lb"), progress=False, log=messages.append)
-    o.messages = messages  # type: ignore[attr-defined]
-    return o
+    return EvalOptions(device=torch.device("cpu"), store=ResultStore(tmp_path / "lb"), progress=False)

@@ -33,7 +33,7 @@ def ipc1_means(tmp_path_factory):
 
     card = load(str(Path(__file__).parent / "cards" / "digits-ipc1.toml"))
     opts = EvalOptions(device=torch.device("cpu"), store=ResultStore(tmp_path_factory.mktemp("lb")),
-                       progress=False, log=lambda m: None)
+                       progress=False)
     return {m: statistics.mean(r["accuracy"] for r in evaluate_method(create_method(m), card, opts)) for m in BASELINES}
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ddbench.data import dataset_status, list_datasets, load_dataset
+from ddbench.data import dataset_status, get_spec, list_datasets, load_dataset
 from ddbench.errors import DDBenchError
 
 
@@ -150,9 +150,11 @@ def test_tinyimagenet_folder_layout(tmp_path):
         _jpeg(base / "val" / "images" / f"val_{j}.JPEG", 64, 100 + j)
         lines.append(f"val_{j}.JPEG\t{wnids[j % 2]}\t0\t0\t63\t63")
     (base / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
-    ds = load_dataset("tinyimagenet", tmp_path)
-    assert ds.x_train.shape == (6, 3, 64, 64) and ds.x_test.shape == (4, 3, 64, 64)
+    ds = get_spec("tinyimagenet").read_official(tmp_path)  # the reader, on a 2-class fixture in the official layout
+    assert ds.x_train.shape == (6, 64, 64, 3) and ds.x_test.shape == (4, 64, 64, 3)
     assert ds.y_test.tolist() == [0, 1, 0, 1] and ds.class_names == ["goldfish", "salamander"]
+    with pytest.raises(DDBenchError, match="has 2 classes; tinyimagenet has 200"):
+        load_dataset("tinyimagenet", tmp_path)  # a 2-class copy is not Tiny-ImageNet
 
 
 def test_cub200_folder_layout_uses_official_split(tmp_path):
@@ -169,10 +171,12 @@ def test_cub200_folder_layout_uses_official_split(tmp_path):
     (base / "train_test_split.txt").write_text("\n".join(split))
     (base / "image_class_labels.txt").write_text("\n".join(labels))
     (base / "classes.txt").write_text("1 001.Albatross\n2 002.Auklet\n")
-    ds = load_dataset("cub200", tmp_path)
-    assert ds.x_train.shape == (4, 3, 32, 32) and ds.x_test.shape == (2, 3, 32, 32)
+    ds = get_spec("cub200").read_official(tmp_path)
+    assert ds.x_train.shape == (4, 32, 32, 3) and ds.x_test.shape == (2, 32, 32, 3)
     assert ds.class_names == ["001.Albatross", "002.Auklet"]
-    assert load_dataset("cub200_64", tmp_path).x_train.shape == (4, 3, 64, 64)
+    assert get_spec("cub200_64").read_official(tmp_path).x_train.shape == (4, 64, 64, 3)
+    with pytest.raises(DDBenchError, match="has 2 classes; cub200 has 200"):
+        load_dataset("cub200", tmp_path)
 
 
 def test_plain_npz_and_shape_checks(tmp_path):
@@ -220,8 +224,8 @@ def test_fine_grained_layouts(tmp_path):
         _jpeg(base / "images" / f"{1000 + i}.jpg", 50, i)
     (base / "images_variant_trainval.txt").write_text("1000 707-320\n1001 A300B4\n1002 A300B4\n")
     (base / "images_variant_test.txt").write_text("1003 707-320\n")
-    ds = load_dataset("aircraft", tmp_path)
-    assert ds.x_train.shape == (3, 3, 32, 32) and ds.y_train.tolist() == [0, 1, 1] and ds.class_names[1] == "A300B4"
+    ds = get_spec("aircraft").read_official(tmp_path)
+    assert ds.x_train.shape == (3, 32, 32, 3) and ds.y_train.tolist() == [0, 1, 1] and ds.class_names[1] == "A300B4"
 
     dogs = tmp_path / "StanfordDogs"
     files = ["n02085620-Chihuahua/a.jpg", "n02085782-Japanese_spaniel/b.jpg", "n02085620-Chihuahua/c.jpg"]
@@ -233,14 +237,102 @@ def test_fine_grained_layouts(tmp_path):
     cell = np.empty((1, 1), dtype=object)
     cell[0, 0] = np.array([files[2]])
     savemat(dogs / "test_list.mat", {"file_list": cell, "labels": np.array([[1]])})
-    ds = load_dataset("dogs_64", tmp_path)
-    assert ds.x_train.shape == (2, 3, 64, 64) and ds.class_names == ["Chihuahua", "Japanese_spaniel"]
+    ds = get_spec("dogs_64").read_official(tmp_path)
+    assert ds.x_train.shape == (2, 64, 64, 3) and ds.class_names == ["Chihuahua", "Japanese_spaniel"]
 
     flowers = tmp_path / "flowers-102"
     for i in range(1, 5):
         _jpeg(flowers / "jpg" / f"image_{i:05d}.jpg", 45, 20 + i)
     savemat(flowers / "imagelabels.mat", {"labels": np.array([[1, 2, 1, 2]])})
     savemat(flowers / "setid.mat", {"trnid": np.array([[1, 2]]), "valid": np.array([[3]]), "tstid": np.array([[3, 4]])})
-    ds = load_dataset("flowers102", tmp_path)
-    assert ds.x_train.shape == (2, 3, 32, 32) and ds.y_test.tolist() == [0, 1]
-    assert ds.std != (0.229, 0.224, 0.225)  # its own statistics
+    ds = get_spec("flowers102").read_official(tmp_path)
+    assert ds.x_train.shape == (2, 32, 32, 3) and ds.y_test.tolist() == [0, 1]
+    assert get_spec("flowers102").mean is None  # normalised with its own statistics
+    with pytest.raises(DDBenchError, match="has 2 classes; flowers102 has 102"):
+        load_dataset("flowers102", tmp_path)
+
+
+def _npz(path, n_train=40, n_test=20, classes=10, size=(28, 28, 1), labels=None, names=True, y_dtype=np.int64):
+    rng = np.random.default_rng(0)
+    y_train = np.arange(n_train) % classes if labels is None else labels
+    kw = {"class_names": np.array([f"c{i}" for i in range(classes)])} if names else {}
+    np.savez(path, x_train=rng.integers(0, 256, (n_train, *size), dtype=np.uint8), y_train=y_train.astype(y_dtype),
+             x_test=rng.integers(0, 256, (n_test, *size), dtype=np.uint8), y_test=(np.arange(n_test) % classes).astype(y_dtype), **kw)
+
+
+@pytest.mark.parametrize("kwargs, why", [
+    ({"classes": 9, "names": False}, "has 9 classes; mnist has 10"),  # class 9 missing, no class_names
+    ({"classes": 50, "size": (32, 32, 3)}, "has 50 classes; cub200 has 200"),
+    ({"y_dtype": np.float32}, "must hold integer class labels"),
+    ({"n_test": 0}, "the test split is empty"),
+    ({"size": (32, 32, 1)}, "images are 32×32×1"),
+])
+def test_a_file_that_is_not_the_dataset_is_refused(tmp_path, kwargs, why):
+    name = "cub200" if kwargs.get("classes") == 50 else "mnist"
+    _npz(tmp_path / f"{name}.npz", **kwargs)
+    with pytest.raises(DDBenchError, match=why):
+        load_dataset(name, tmp_path)
+
+
+def test_a_partial_copy_loads_marked_and_its_rows_are_not_standard(tmp_path):
+    from ddbench.cli import main
+    from ddbench.results import ResultStore
+
+    _npz(tmp_path / "mnist.npz", n_train=60, n_test=30)
+    ds = load_dataset("mnist", tmp_path)
+    assert not ds.complete and len(ds.fingerprint) == 16
+    lb = tmp_path / "lb"
+    assert main(["evaluate", "--method", "random", "--protocol", "mnist-ipc1", "--data-root", str(tmp_path), "--seeds", "1",
+                 "--epochs", "1", "--results", str(lb), "--no-progress"]) == 0
+    (row,) = ResultStore(lb).rows()
+    assert row["data_complete"] is False and row["data_fingerprint"] == ds.fingerprint
+
+
+def test_a_class_smaller_than_the_ipc_is_refused_not_capped(tmp_path, capsys):
+    from ddbench.cli import main
+
+    _npz(tmp_path / "mnist.npz", n_train=60, n_test=30)  # 6 images per class
+    code = main(["evaluate", "--method", "random", "--protocol", "mnist-ipc10", "--data-root", str(tmp_path),
+                 "--results", str(tmp_path / "lb"), "--no-progress"])
+    assert code == 2 and "has 6 training images; card 'mnist-ipc10' needs ipc 10" in capsys.readouterr().err
+    assert not (tmp_path / "lb" / "results.jsonl").exists()
+
+
+def test_rows_are_tied_to_their_data_and_a_resume_on_other_data_is_refused(tmp_path, capsys):
+    from ddbench.cli import main
+
+    data, lb = tmp_path / "data", tmp_path / "lb"
+    data.mkdir()
+    _npz(data / "mnist.npz", n_train=60, n_test=30)
+    args = ["evaluate", "--method", "random", "--protocol", "mnist-ipc1", "--data-root", str(data), "--seeds", "1",
+            "--epochs", "1", "--results", str(lb), "--no-progress"]
+    assert main(args) == 0
+    rng = np.random.default_rng(1)  # the same file name, other (e.g. corrupted) content
+    with np.load(data / "mnist.npz") as old:
+        arrays = dict(old)
+    arrays["x_test"] = rng.integers(0, 256, arrays["x_test"].shape, dtype=np.uint8)
+    np.savez(data / "mnist.npz", **arrays)
+    capsys.readouterr()
+    assert main([*args[:-3], "--seeds", "2", *args[-3:]]) == 2
+    assert "made on other mnist data" in capsys.readouterr().err
+
+
+def test_real_datasets_have_their_published_shape_counts_and_pixels(shared_data):
+    """Per-channel means, per-class counts and one image's checksum: swapped axes or permuted channels fail."""
+    import hashlib
+
+    mnist = load_dataset("mnist", shared_data)
+    assert mnist.complete and mnist.x_train.shape == (60000, 1, 28, 28)
+    assert mnist.class_counts().tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert abs(mnist.x_train.float().mean().item() / 255 - 0.1307) < 1e-3
+    assert hashlib.sha256(mnist.x_train[0].numpy().tobytes()).hexdigest()[:16] == MNIST_FIRST_IMAGE
+    assert mnist.y_train[:5].tolist() == [5, 0, 4, 1, 9]
+    cifar = load_dataset("cifar10", shared_data)
+    assert cifar.complete and cifar.x_train.shape == (50000, 3, 32, 32) and cifar.class_counts().tolist() == [5000] * 10
+    means = (cifar.x_train.float().mean((0, 2, 3)) / 255).tolist()
+    assert all(abs(m - want) < 2e-3 for m, want in zip(means, (0.4914, 0.4822, 0.4465))), means  # R, G, B in order
+    assert hashlib.sha256(cifar.x_train[0].numpy().tobytes()).hexdigest()[:16] == CIFAR10_FIRST_IMAGE
+
+
+MNIST_FIRST_IMAGE = "23ceaef5eb61f0e7"  # sha256 of x_train[0] (uint8, 1×28×28), the official file's first digit
+CIFAR10_FIRST_IMAGE = "f68fa80ca620ea97"  # of the shared JPEG copy's first image (3×32×32)

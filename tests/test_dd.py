@@ -57,8 +57,7 @@ def native_results(tmp_path_factory):
     from ddbench.results import ResultStore
 
     card = load_protocol(str(CARDS / "digits-dd-native.toml"))
-    opts = EvalOptions(device=torch.device("cpu"), store=ResultStore(tmp_path_factory.mktemp("lb")), progress=False,
-                       log=lambda m: None)
+    opts = EvalOptions(device=torch.device("cpu"), store=ResultStore(tmp_path_factory.mktemp("lb")), progress=False)
     learned = evaluate_method(create_method("dd"), card, opts)
     start = evaluate_method(create_method("dd", epochs=0), card, opts)
     return {"learned": [r["accuracy"] for r in learned], "start": [r["accuracy"] for r in start]}

@@ -55,3 +55,39 @@ def test_function_methods_and_entry_points(monkeypatch):
     assert "plugin-first" in list_methods()
     assert registry.method_summary("plugin-first") == "A plug-in method from another package."
     registry._REGISTRY.pop("plugin-first")
+
+
+def test_registering_a_name_twice_raises():
+    @register_method("twice-test")
+    def first(train, ipc, ctx):
+        """First."""
+
+    with pytest.raises(DDBenchError, match="already registered"):
+        @register_method("twice-test")
+        def second(train, ipc, ctx):
+            """Second."""
+    with pytest.raises(DDBenchError, match="already registered"):
+        @register_method
+        class Random(Method):  # a built-in's name
+            name = "random"
+
+
+def test_methods_registered_by_earlier_tests_do_not_leak():
+    """The autouse fixture restores the registry: the README's and this file's test methods are gone."""
+    assert not {"layered-test", "twice-test", "class-means", "plugin-first"} & set(list_methods())
+
+
+def test_a_plugin_that_exits_at_import_does_not_kill_ddbench(monkeypatch, capsys, caplog):
+    from ddbench.cli import main
+
+    class ExitingEntryPoint:
+        name = "exits-on-import"
+
+        def load(self):
+            raise SystemExit(3)
+
+    monkeypatch.setattr(registry, "entry_points", lambda group: [ExitingEntryPoint()] if group == "ddbench.methods" else [])
+    monkeypatch.setattr(registry, "_loaded", False)
+    assert main(["list", "methods"]) == 0
+    assert "random" in capsys.readouterr().out and "exits-on-import" not in list_methods()
+    assert "could not load method entry point 'exits-on-import'" in caplog.text

@@ -8,15 +8,18 @@
 from __future__ import annotations
 
 import fnmatch
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from ddbench.data import cache, cifar, fine_grained, folders, mnist
-from ddbench.data.base import DatasetSpec, ImageDataset, Splits, channel_stats
+from ddbench.data.base import DatasetSpec, Expected, ImageDataset, Splits, channel_stats, data_fingerprint
 from ddbench.data.digits import read_digits
 from ddbench.data.npz import read_npz
 from ddbench.errors import DDBenchError
 from ddbench.paths import resolve_data_root
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ImageDataset", "Splits", "load_dataset", "list_datasets", "dataset_status", "prepare_dataset", "get_spec"]
 
@@ -26,30 +29,36 @@ SPECS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in [
         DatasetSpec("mnist", "MNIST, 60k/10k, 28×28 gray", mnist.official_files("mnist"), mnist.reader("mnist"),
-                    mnist.downloader("mnist"), (0.1307,), (0.3081,)),
+                    mnist.downloader("mnist"), (0.1307,), (0.3081,), expected=Expected(10, 60000, 10000, (28, 28, 1))),
         DatasetSpec("fashion_mnist", "Fashion-MNIST, 60k/10k, 28×28 gray", mnist.official_files("fashion_mnist"),
                     mnist.reader("fashion_mnist"), mnist.downloader("fashion_mnist"), (0.2861,), (0.3530,),
-                    aliases=("fashion-mnist", "fashionmnist")),
+                    aliases=("fashion-mnist", "fashionmnist"), expected=Expected(10, 60000, 10000, (28, 28, 1))),
         DatasetSpec("cifar10", "CIFAR-10, 50k/10k, 32×32 RGB", cifar.official_files("cifar10"), cifar.reader("cifar10"),
-                    cifar.downloader("cifar10"), (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), aliases=("cifar-10",)),
+                    cifar.downloader("cifar10"), (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), aliases=("cifar-10",),
+                    expected=Expected(10, 50000, 10000, (32, 32, 3))),
         DatasetSpec("cifar100", "CIFAR-100, 50k/10k, 32×32 RGB", cifar.official_files("cifar100"), cifar.reader("cifar100"),
-                    cifar.downloader("cifar100"), (0.5071, 0.4866, 0.4409), (0.2673, 0.2564, 0.2762), aliases=("cifar-100",)),
+                    cifar.downloader("cifar100"), (0.5071, 0.4866, 0.4409), (0.2673, 0.2564, 0.2762), aliases=("cifar-100",),
+                    expected=Expected(100, 50000, 10000, (32, 32, 3))),
         DatasetSpec("tinyimagenet", "Tiny-ImageNet, 100k/10k (val as test), 64×64 RGB", folders.TINY_FILES,
                     folders.read_tinyimagenet, folders.download_tinyimagenet, _IMAGENET_MEAN, _IMAGENET_STD,
-                    aliases=("tiny-imagenet", "tiny-imagenet-200")),
+                    aliases=("tiny-imagenet", "tiny-imagenet-200"), expected=Expected(200, 100000, 10000, (64, 64, 3))),
         DatasetSpec("cub200", "CUB-200-2011, 5,994/5,794, resized to 32×32 RGB (LANCZOS)", folders.CUB_FILES,
-                    folders.cub_reader(32), folders.download_cub, aliases=("cub-200-2011",)),
+                    folders.cub_reader(32), folders.download_cub, aliases=("cub-200-2011",),
+                    expected=Expected(200, 5994, 5794, (32, 32, 3))),
         DatasetSpec("cub200_64", "CUB-200-2011, 5,994/5,794, resized to 64×64 RGB (LANCZOS)", folders.CUB_FILES,
-                    folders.cub_reader(64), folders.download_cub),
+                    folders.cub_reader(64), folders.download_cub, expected=Expected(200, 5994, 5794, (64, 64, 3))),
         DatasetSpec("digits", "scikit-learn's bundled 8×8 digits, 1,257/540, gray (offline anywhere)", [],
-                    read_digits, None, bundled=True),
+                    read_digits, None, bundled=True, expected=Expected(10, 1257, 540, (8, 8, 1))),
         *[spec for size, suffix in ((32, ""), (64, "_64")) for spec in (
             DatasetSpec(f"aircraft{suffix}", f"FGVC-Aircraft variants, trainval/test, {size}×{size} RGB (LANCZOS)",
-                        fine_grained.AIRCRAFT_FILES, fine_grained.aircraft_reader(size), fine_grained.download_aircraft),
+                        fine_grained.AIRCRAFT_FILES, fine_grained.aircraft_reader(size), fine_grained.download_aircraft,
+                        expected=Expected(100, 6667, 3333, (size, size, 3))),
             DatasetSpec(f"dogs{suffix}", f"Stanford Dogs, train_list/test_list, {size}×{size} RGB (LANCZOS)",
-                        fine_grained.DOGS_FILES, fine_grained.dogs_reader(size), fine_grained.download_dogs),
+                        fine_grained.DOGS_FILES, fine_grained.dogs_reader(size), fine_grained.download_dogs,
+                        expected=Expected(120, 12000, 8580, (size, size, 3))),
             DatasetSpec(f"flowers102{suffix}", f"Flowers-102, train/test (setid.mat), {size}×{size} RGB (LANCZOS)",
-                        fine_grained.FLOWERS_FILES, fine_grained.flowers_reader(size), fine_grained.download_flowers),
+                        fine_grained.FLOWERS_FILES, fine_grained.flowers_reader(size), fine_grained.download_flowers,
+                        expected=Expected(102, 1020, 6149, (size, size, 3))),
         )],
     ]
 }
@@ -126,19 +135,26 @@ def load_dataset(name: str, data_root: str | Path | None = None, use_cache: bool
         if splits is None:
             raise _missing_error(spec, root)
     splits.check(spec.name, where)
+    complete = spec.expected.check(spec.name, where, splits) if spec.expected else True
+    if not complete:
+        assert spec.expected is not None
+        log.warning("%s: %s is a partial copy (%d train / %d test images; the dataset has %d / %d, every class in "
+                    "both): rows made on it are marked non-standard and never published", spec.name, where,
+                    len(splits.x_train), len(splits.x_test), spec.expected.train, spec.expected.test)
     mean, std = (spec.mean, spec.std) if spec.mean else channel_stats(splits.x_train)
     if len(mean) != splits.x_train.shape[-1]:
         raise DDBenchError(f"{spec.name}: {where} has {splits.x_train.shape[-1]} channels, expected {len(mean)}")
+    fingerprint = data_fingerprint(splits.x_train, splits.y_train, splits.x_test, splits.y_test)
     if use_cache:
-        cache.save(cache_path, spec.name, splits, mean, std, where)
+        cache.save(cache_path, spec.name, splits, mean, std, where, fingerprint, complete)
         if (hit := cache.load(cache_path)) is not None:
             return hit
     import torch
 
     to_nchw = lambda x: torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()  # noqa: E731
-    return ImageDataset(spec.name, to_nchw(splits.x_train), torch.from_numpy(splits.y_train),
-                        to_nchw(splits.x_test), torch.from_numpy(splits.y_test), splits.class_names,
-                        tuple(mean), tuple(std), where)
+    return ImageDataset(spec.name, to_nchw(splits.x_train), torch.from_numpy(splits.y_train.astype("int64")),
+                        to_nchw(splits.x_test), torch.from_numpy(splits.y_test.astype("int64")), splits.class_names,
+                        tuple(mean), tuple(std), where, fingerprint, complete)
 
 
 def dataset_status(name: str, data_root: str | Path | None = None) -> dict:

@@ -1,6 +1,7 @@
 """The common shape every dataset takes once loaded: uint8 NCHW tensors plus metadata."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -27,6 +28,10 @@ class Splits:
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if x.ndim != 4 or x.dtype != np.uint8:
                 raise DDBenchError(f"{name}: {source}: x_{split} must be uint8 (N, H, W, C), got {x.dtype} {x.shape}")
+            if not np.issubdtype(y.dtype, np.integer):
+                raise DDBenchError(f"{name}: {source}: y_{split} must hold integer class labels, got {y.dtype}")
+            if len(x) == 0:
+                raise DDBenchError(f"{name}: {source}: the {split} split is empty")
             if y.ndim != 1 or len(y) != len(x):
                 raise DDBenchError(f"{name}: {source}: y_{split} must have one label per image ({len(x)}), got shape {y.shape}")
             if len(y) and (y.min() < 0 or y.max() >= len(self.class_names)):
@@ -34,6 +39,38 @@ class Splits:
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
             raise DDBenchError(f"{name}: {source}: train images {self.x_train.shape[1:]} and test images "
                                f"{self.x_test.shape[1:]} differ in shape")
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What a complete copy of a dataset holds: classes, split sizes, image shape (H, W, C)."""
+
+    classes: int
+    train: int
+    test: int
+    shape: tuple[int, int, int]
+
+    def check(self, name: str, source: Path | str, splits: Splits) -> bool:
+        """Refuse a copy that is another dataset; return False for a partial copy (other split sizes, or a
+        class without images: evaluation then refuses any card whose IPC that class cannot fill)."""
+        where = f"{name}: {source}"
+        if len(splits.class_names) != self.classes:
+            raise DDBenchError(f"{where} has {len(splits.class_names)} classes; {name} has {self.classes}")
+        if tuple(splits.x_train.shape[1:]) != self.shape:
+            raise DDBenchError(f"{where}: images are {'×'.join(map(str, splits.x_train.shape[1:]))} (H×W×C); "
+                               f"{name} is {'×'.join(map(str, self.shape))}")
+        every_class = all(np.bincount(getattr(splits, f"y_{split}"), minlength=self.classes).min() > 0
+                          for split in ("train", "test"))
+        return every_class and (len(splits.x_train), len(splits.x_test)) == (self.train, self.test)
+
+
+def data_fingerprint(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> str:
+    """sha256 (first 16 hex digits) of a dataset's arrays: rows name the exact data they were made on."""
+    h = hashlib.sha256()
+    for array in (x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64)):
+        h.update(str(array.shape).encode())
+        h.update(np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -49,6 +86,11 @@ class ImageDataset:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     source: str = ""
+    fingerprint: str = ""  # data_fingerprint of the arrays
+    complete: bool = True  # False: a partial copy (split sizes differ from the dataset's); its rows are non-standard
+
+    def class_counts(self) -> torch.Tensor:
+        return torch.bincount(self.y_train, minlength=self.num_classes)
 
     @property
     def num_classes(self) -> int:
@@ -78,6 +120,7 @@ class DatasetSpec:
     mean: tuple[float, ...] | None = None  # the field's constants; None = computed on the train split
     std: tuple[float, ...] | None = None
     bundled: bool = False  # ships with a dependency: always available, no data root needed
+    expected: Expected | None = None  # a complete copy's classes, split sizes and image shape
     aliases: tuple[str, ...] = field(default=())
 
     def npz_names(self) -> list[str]:

@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from ddbench.data.base import ImageDataset, Splits
 from ddbench.paths import atomic_path, user_cache_root
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the data fingerprint and completeness are kept with the arrays
 
 
 def cache_dir() -> Path:
@@ -32,14 +32,16 @@ def file_fingerprint(paths: list[Path]) -> list[str]:
     return out
 
 
-def save(path: Path, name: str, splits: Splits, mean: tuple, std: tuple, source: str) -> None:
+def save(path: Path, name: str, splits: Splits, mean: tuple, std: tuple, source: str, fingerprint: str,
+         complete: bool) -> None:
     tensors = {
-        key: torch.from_numpy(np.ascontiguousarray(getattr(splits, key)))
+        key: torch.from_numpy(np.ascontiguousarray(getattr(splits, key)).astype(np.uint8 if key[0] == "x" else np.int64))
         for key in ("x_train", "y_train", "x_test", "y_test")
     }
     tensors["x_train"] = tensors["x_train"].permute(0, 3, 1, 2).contiguous()
     tensors["x_test"] = tensors["x_test"].permute(0, 3, 1, 2).contiguous()
-    meta = {"name": name, "class_names": json.dumps(splits.class_names), "mean": json.dumps(mean), "std": json.dumps(std), "source": source}
+    meta = {"name": name, "class_names": json.dumps(splits.class_names), "mean": json.dumps(mean), "std": json.dumps(std), "source": source,
+            "fingerprint": fingerprint, "complete": json.dumps(complete)}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
 
@@ -58,7 +60,8 @@ def load(path: Path) -> ImageDataset | None:
             name=meta["name"], x_train=tensors["x_train"], y_train=tensors["y_train"],
             x_test=tensors["x_test"], y_test=tensors["y_test"],
             class_names=json.loads(meta["class_names"]), mean=tuple(json.loads(meta["mean"])),
-            std=tuple(json.loads(meta["std"])), source=meta["source"],
+            std=tuple(json.loads(meta["std"])), source=meta["source"], fingerprint=meta["fingerprint"],
+            complete=bool(json.loads(meta["complete"])),
         )
     except (SafetensorError, OSError, KeyError, ValueError, json.JSONDecodeError):
         path.unlink(missing_ok=True)

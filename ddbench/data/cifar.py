@@ -35,6 +35,8 @@ def _load(path: Path) -> dict:
     try:
         with open(path, "rb") as handle:
             return _SafeUnpickler(handle, encoding="latin1").load()
+    except PermissionError:
+        raise DDBenchError(f"cannot read {path}: permission denied (fix its permissions)") from None
     except (pickle.UnpicklingError, EOFError, OSError, ValueError, TypeError) as exc:
         raise DDBenchError(f"{path} is corrupt, truncated or not a CIFAR pickle ({exc})") from None
 

@@ -29,6 +29,8 @@ def read_idx(path: Path) -> np.ndarray:
     try:
         with opener(path, "rb") as handle:
             data = handle.read()
+    except PermissionError:
+        raise DDBenchError(f"cannot read {path}: permission denied (fix its permissions)") from None
     except (OSError, EOFError) as exc:
         raise DDBenchError(f"{path} is corrupt or truncated ({exc})") from None
     if len(data) < 8 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:

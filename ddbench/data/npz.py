@@ -36,11 +36,18 @@ def read_npz(path: Path, name: str) -> Splits:
             class_names = [str(c) for c in archive["class_names"]] if "class_names" in keys else None
     except DDBenchError:
         raise
+    except PermissionError:
+        raise DDBenchError(f"cannot read {path}: permission denied (fix its permissions)") from None
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
         raise DDBenchError(f"{name}: {path} is corrupt or truncated ({type(exc).__name__}: {exc}); "
                            "delete it and prepare it again") from None
+    for split in ("y_train", "y_test"):
+        if not np.issubdtype(arrays[split].dtype, np.integer):
+            raise DDBenchError(f"{name}: {path}: {split} must hold integer class labels, got {arrays[split].dtype}")
     y_train = arrays["y_train"].astype(np.int64).reshape(-1)
     y_test = arrays["y_test"].astype(np.int64).reshape(-1)
+    if len(y_train) == 0 or len(y_test) == 0:
+        raise DDBenchError(f"{name}: {path}: the {'train' if len(y_train) == 0 else 'test'} split is empty")
     if class_names is None:
         class_names = [str(c) for c in range(int(max(y_train.max(), y_test.max())) + 1)]
     x_train, x_test = _as_nhwc(arrays["x_train"]), _as_nhwc(arrays["x_test"])
