@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from ddbench.errors import DDBenchError
 from ddbench.paths import atomic_path
 from ddbench.preprocess import ZCA, ImageSpace
+from ddbench.protocol import LabelMode
 
 FORMAT = "ddbench-distilled-set"
 FORMAT_VERSION = 1
@@ -45,7 +46,7 @@ _MANIFEST_TYPES: dict[str, tuple[type, ...]] = {
 class DistilledSet:
     images: torch.Tensor
     labels: torch.Tensor
-    label_mode: str  # "hard" | "soft" | "regression" | "none" (images only: self-supervised pre-training)
+    label_mode: LabelMode  # "none": images only (self-supervised pre-training)
     num_classes: int
     dataset: str
     ipc: int

@@ -1,7 +1,8 @@
 """Publish the result store as markdown: one table per protocol, methods ranked, published numbers beside.
 
-Only rows made under the current version of a card (its hash), without overrides, of final sets count;
-rows from edited cards, shortened recipes or distillation snapshots are counted in a footnote and left out. Standard
+Only rows made under the current version of a card (its hash), without overrides, of final sets, on a
+complete copy of the dataset count; rows from edited cards, shortened recipes, distillation snapshots
+or partial data are counted in a footnote and left out. Standard
 deviations are population std (ddof = 0), the field's convention (numpy's default in DC/MTT).
 """
 from __future__ import annotations
@@ -60,7 +61,7 @@ def current_rows(store: ResultStore) -> tuple[list[dict[str, Any]], int]:
     kept, dropped = [], 0
     for row in store.rows():
         if (row.get("protocol_standard") and hashes.get(row["protocol"]) == row["protocol_hash"]
-                and row.get("snapshot_step") is None):
+                and row.get("snapshot_step") is None and row.get("data_complete", True) is not False):
             kept.append(row)
         else:
             dropped += 1
@@ -104,7 +105,7 @@ def render(store: ResultStore) -> str:
         lines += [f"{i}. {text}" for text, i in sorted(cited.items(), key=lambda kv: kv[1])]
         lines.append("")
     if dropped:
-        lines += [f"_{dropped} row(s) from older card versions, shortened recipes or snapshots are not shown._", ""]
+        lines += [f"_{dropped} row(s) from older card versions, shortened recipes, snapshots or partial data are not shown._", ""]
     return "\n".join(lines)
 
 

@@ -9,6 +9,10 @@ variant), applies the 30 steps to it, and scores the final weights by cross-entr
 1024 real training images (CIFAR-10 with reflect-pad-4 crop and flip, as the original loader);
 Adam (lr 0.01, betas 0.5/0.999, ×0.5 every 40 epochs) updates images and step sizes. Images start
 from N(0, 1) noise; LeNet for MNIST, AlexCifarNet for CIFAR-10, 400 epochs of the real data.
+Every epoch sees all real images, the last batch partial (59 iterations per MNIST epoch), as the
+original loader. The networks drawn here come from a seed range disjoint from the evaluation
+networks' (ddbench.native.distill_network_seed), so the native cards test held-out networks; the
+init variant (random / fixed) is part of the config, so the two native cards never share a set.
 
 The unrolled steps are written with torch.func (nested `grad`), not the original hand-written
 Hessian-vector reverse loop; tests/test_dd.py checks the gradients against autograd and finite

@@ -19,15 +19,16 @@ def test_tables_rank_methods_and_quote_published_numbers(tmp_path):
     store = ResultStore(tmp_path)
     store.append([_row("random", 0, 94.0), _row("random", 1, 96.0), _row("herding", 0, 93.0)])
     store.append([_row("random", 2, 10.0, standard=False), _row("herding", 5, 1.0, protocol_hash="stale"),
-                  _row("mtt", 0, 99.0, run_id="set-snap", snapshot_step=1000)])
+                  _row("mtt", 0, 99.0, run_id="set-snap", snapshot_step=1000),
+                  _row("kcenter", 0, 99.5, data_complete=False)])
     text = render(store)
     assert "## mnist-ipc10" in text
     table = text.split("## mnist-ipc10")[1]
     assert table.index("| random") < table.index("| herding")  # ranked by mean
     assert "95.00 ± 1.00" in table and "95.1 [1]" in table and "-0.1" in table
     assert "Dataset Condensation with Gradient Matching" in text and "300 epochs" in text
-    assert "3 row(s) from older card versions, shortened recipes or snapshots are not shown" in text
-    assert "| mtt" not in table
+    assert "4 row(s) from older card versions, shortened recipes, snapshots or partial data are not shown" in text
+    assert "| mtt" not in table and "| kcenter" not in table  # a snapshot; a partial copy of MNIST
 
 
 def test_published_numbers_cover_the_issue_list():

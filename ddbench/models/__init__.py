@@ -5,6 +5,6 @@
     expand_archs("convnet*,resnet18")                                    # comma lists and wildcards
 """
 from ddbench.models import classic, convnet  # noqa: F401  (register the ConvNet family, LeNet, AlexCifarNet into timm)
-from ddbench.models.factory import TESTED_ARCHS, create_network, expand_archs, is_convnet
+from ddbench.models.factory import TESTED_ARCHS, create_network, expand_archs
 
-__all__ = ["create_network", "expand_archs", "is_convnet", "TESTED_ARCHS"]
+__all__ = ["create_network", "expand_archs", "TESTED_ARCHS"]

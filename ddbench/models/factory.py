@@ -40,10 +40,6 @@ TESTED_ARCHS: dict[str, TestedArch] = {
 SMALL_INPUT = 64
 
 
-def is_convnet(arch: str) -> bool:
-    return arch in VARIANTS
-
-
 def is_builtin(arch: str) -> bool:
     """ddbench's own networks: built with in_chans and img_size, no timm adaptation."""
     return arch in VARIANTS or arch in CLASSIC
