@@ -456,7 +456,7 @@ def evaluate_method(method: Method, card: ProtocolCard, opts: EvalOptions) -> li
             sets[seed] = distill_cached(method, card, train, seed, opts)
         return sets[seed]
 
-    if method.one_set_per_seed:
+    if method.sets_per_seed(card):
         jobs = [_Job(arch, seeds, [set_for(s) for s in seeds]) for arch, seeds in pending]
     else:
         jobs = [_Job(arch, seeds, [set_for(0)]) for arch, seeds in pending]

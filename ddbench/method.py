@@ -99,6 +99,10 @@ class Method:
         cfg.update(self.user_cfg)
         return cfg
 
+    def sets_per_seed(self, card: ProtocolCard) -> bool:
+        """Whether evaluation seed s on `card` gets its own set, distilled with seed s (default: the class's flag)."""
+        return self.one_set_per_seed
+
     def identity_config(self, card: ProtocolCard) -> dict[str, Any]:
         """The config that decides the result (runtime options left out): what run ids and caches hash."""
         return {k: v for k, v in self.config_for(card).items() if k not in self.runtime_cfg}

@@ -103,6 +103,11 @@ class DD(Method):
             raise DDBenchError(f"dd: init must be random or fixed, not {cfg['init']!r}")
         return cfg
 
+    def sets_per_seed(self, card: ProtocolCard) -> bool:
+        """A fixed-init set trains one network, its own: the spread that means something is over
+        distillations, so evaluation seed s on a fixed-init card evaluates the set distilled with seed s."""
+        return card.init == "fixed" or self.one_set_per_seed
+
     def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
         cfg = ctx.config
         device = ctx.device

@@ -181,3 +181,11 @@ def test_native_rows_record_the_accuracy_before_training(opts):
     dset = distill_cached(create_method("dd", epochs=10), card, load_dataset("digits"), 0, opts)
     for row in evaluate_set(dset, card, opts):  # measured: 12.96% before, 51.11% after 10 epochs
         assert 0.0 <= row["init_accuracy"] < 30.0 < 40.0 < row["accuracy"], row
+
+
+def test_fixed_init_cards_spread_over_distillations(opts):
+    """A fixed-init set trains one network; evaluation seed s evaluates the set distilled with seed s."""
+    card = load_protocol(str(CARDS / "digits-dd-native-fixed.toml"))
+    rows = evaluate_method(create_method("dd", epochs=2), card, opts)
+    assert sorted((r["seed"], r["distill_seed"]) for r in rows) == [(0, 0), (1, 1)]
+    assert len({r["set_id"] for r in rows}) == 2 and len({r["run_id"] for r in rows}) == 1
