@@ -249,20 +249,22 @@ def _run_native_jobs(jobs: list[_Job], card: ProtocolCard, train: ImageDataset, 
 
     y_test = train.y_test.to(opts.device)
     for job in jobs:
-        for dset in job.sets:
+        # one set for every seed, or (one set per seed) seed i with set i
+        pairs = [(job.seeds, job.sets[0])] if len(job.sets) == 1 else [([s], d) for s, d in zip(job.seeds, job.sets)]
+        for seeds, dset in pairs:
             check_fits(dset, card, train)
             if job.arch != dset.extra["dd"]["arch"]:
                 raise DDBenchError(f"a DD set trains the arch it was distilled for ({dset.extra['dd']['arch']}), not {job.arch}")
             if opts.device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(opts.device)
             x_test = dset.space.from_uint8(train.x_test, opts.device)
-            result = evaluate_native(dset, job.arch, job.seeds, x_test, y_test, opts.device, opts.progress)
+            result = evaluate_native(dset, job.arch, seeds, x_test, y_test, opts.device, opts.progress)
             accs = result.accuracies
             opts.store.append([_row(
                 base_row, dset, opts.device, arch=job.arch, seed=seed, accuracy=round(100.0 * acc, 4), n_test=len(y_test),
                 init_accuracy=round(100.0 * before, 4), label_mode=dset.label_mode, lr=None, learned_lr_used=True,
-                batch_mode=f"native-vmap{len(job.seeds)}", wall_time_s=round(result.seconds / len(job.seeds), 4),
-            ) for seed, acc, before in zip(job.seeds, accs, result.init_accuracies)])
+                batch_mode=f"native-vmap{len(seeds)}", wall_time_s=round(result.seconds / len(seeds), 4),
+            ) for seed, acc, before in zip(seeds, accs, result.init_accuracies)])
             log.info(f"  {card.id} {job.arch}: {len(accs)} networks, mean {100 * sum(accs) / len(accs):.2f}% "
                      f"(before training {100 * sum(result.init_accuracies) / len(accs):.2f}%)")
 
