@@ -197,9 +197,18 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.what == "methods":
         from ddbench.registry import list_methods, method_class, method_summary
 
-        table = [[n, method_summary(n), ", ".join(f"{k}={v}" for k, v in method_class(n).default_cfg.items()) or "—"]
-                 for n in list_methods(pattern)]
-        print(tabulate(table, headers=["method", "what", "options (--cfg KEY=VALUE)"], tablefmt="github"))
+        names = list_methods(pattern)
+        if args.pattern and names == [args.pattern.lower()]:  # one method named: its options, and per-card values
+            cls = method_class(names[0])
+            print(f"{names[0]}: {method_summary(names[0])}\n")
+            table = [[k, v, "; ".join(f"{pat}: {cfg[k]}" for pat, cfg in cls.protocol_cfg.items() if k in cfg) or "—"]
+                     for k, v in cls.default_cfg.items()]
+            print(tabulate(table, headers=["option (--cfg KEY=VALUE)", "default", "per card"], tablefmt="github")
+                  if table else "no options")
+        else:
+            table = [[n, method_summary(n)] for n in names]
+            print(tabulate(table, headers=["method", "what"], tablefmt="github"))
+            print("\n`ddbench list methods NAME` shows a method's options.")
     elif args.what == "protocols":
         from ddbench.protocol import list_protocols, load_protocol
 

@@ -68,6 +68,14 @@ def current_rows(store: ResultStore) -> tuple[list[dict[str, Any]], int]:
     return kept, dropped
 
 
+def _store_name(store: ResultStore) -> str:
+    """The store as a reader finds it: relative to the working directory when inside it."""
+    try:
+        return str(store.path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(store.path)
+
+
 def render(store: ResultStore) -> str:
     rows, dropped = current_rows(store)
     published, recipes = load_published()
@@ -75,7 +83,7 @@ def render(store: ResultStore) -> str:
     summary = summarize(rows)
     lines = ["# ddbench leaderboard", "",
              "Final-epoch test accuracy (%), mean ± std (population) over evaluation seeds; "
-             "every number comes from `leaderboard/results.jsonl`. Published numbers are quoted with their source; "
+             f"every number comes from `{_store_name(store)}`. Published numbers are quoted with their source; "
              "the recipe behind each is in the notes below — a different recipe is a yardstick, not a tie.", ""]
     if summary.empty:
         lines.append("_No results yet. Run `ddbench evaluate --method random --protocol mnist-ipc10`._")

@@ -12,6 +12,7 @@ import statistics
 
 import numpy as np
 import pytest
+import torch
 
 from ddbench.data import load_dataset
 from ddbench.evaluate import card_space, distill_cached
@@ -78,3 +79,21 @@ def test_every_baseline_runs_on_every_supervised_card(protocol, tmp_path, opts):
             assert dset.image_shape == (train.channels, *train.image_size)
             assert sorted(dset.labels.tolist()) == sorted(list(range(train.num_classes)) * 2)
             assert dset.space == card_space(card, train)
+
+
+def test_herding_greedy_on_toy_features_with_a_known_order():
+    """Mean 5: take 5 (nearest the mean), then 4 (target 2·5 − 5 = 5, tie broken by index), then 6
+    (target 6), then 0 and 10. DeepCore's argmax variant would start with 0 or 10."""
+    from ddbench.coreset import herding
+
+    features = torch.tensor([[0.0], [10.0], [4.0], [6.0], [5.0]])
+    assert herding(features, 5).tolist() == [4, 2, 3, 0, 1]
+    assert herding(features, 2).tolist() == [4, 2]
+
+
+def test_k_center_greedy_takes_the_farthest_point_each_step():
+    """Seeded first centre (index 2, value 2), then 20 (farthest), then 11 (9 from both), then 0."""
+    from ddbench.coreset import k_center_greedy
+
+    points = torch.tensor([[0.0], [1.0], [2.0], [10.0], [11.0], [20.0]])
+    assert k_center_greedy(points, 4, torch.Generator().manual_seed(0)).tolist() == [2, 5, 4, 0]

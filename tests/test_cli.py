@@ -70,6 +70,9 @@ def test_bad_inputs_exit_2_with_one_line(capsys, tmp_path, fake_mnist_root):
 def test_list_verbs(capsys):
     code, out, _ = run(capsys, "list", "methods")
     assert code == 0 and "herding" in out and "forgetting" in out
+    assert max(len(line) for line in out.splitlines()) <= 120 and "lr_img" not in out  # the overview stays narrow
+    code, out, _ = run(capsys, "list", "methods", "mtt")
+    assert code == 0 and "lr_img" in out and "cifar10-ipc10: 1000" in out  # one method: its options, per card
     code, out, _ = run(capsys, "list", "protocols", "cifar10-*")
     assert code == 0 and "cifar10-ipc50" in out and "mnist" not in out
     code, out, _ = run(capsys, "list", "archs")

@@ -50,9 +50,10 @@ def test_barlow_views_are_made_on_pixels_then_normalised():
 
 
 def test_kd_random_is_class_balanced(opts):
+    from ddbench.methods.ssl_baselines import _random_subset
+
     from ddbench.evaluate import card_space
     from ddbench.method import DistillContext
-    from ddbench.methods.ssl_baselines import _random_subset
 
     card = load_protocol("digits-ssl-quick")
     train = load_dataset("digits")

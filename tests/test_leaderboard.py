@@ -35,3 +35,18 @@ def test_published_numbers_cover_the_issue_list():
     pub = {(p.protocol, p.method): p.accuracy for p in load_published()[0]}
     assert pub[("cifar10-ipc10", "random")] == 26.0 and pub[("mnist-ipc1", "forgetting")] == 35.5
     assert all(load_protocol(protocol) for protocol, _ in pub)
+
+
+def test_ranking_orders_rows_inserted_in_reverse(tmp_path):
+    store = ResultStore(tmp_path)
+    store.append([_row("c-worst", 0, 50.0), _row("b-middle", 0, 70.0), _row("a-best", 0, 90.0)])  # worst first
+    table = render(store).split("## mnist-ipc10")[1]
+    ranked = [line.split("|")[1:3] for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [(r.strip(), m.strip()) for r, m in ranked] == [("1", "a-best"), ("2", "b-middle"), ("3", "c-worst")]
+
+
+def test_the_header_names_the_store_it_was_rendered_from(tmp_path):
+    store = ResultStore(tmp_path / "elsewhere")
+    store.append([_row("random", 0, 94.0)])
+    text = render(store)
+    assert str(store.path) in text and "`leaderboard/results.jsonl`" not in text

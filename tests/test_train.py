@@ -51,22 +51,66 @@ def test_batchnorm_archs_fall_back_to_the_loop():
     assert choose_mode("auto", "convnet", [0], x, y, "hard", TrainRecipe(), 0.01, 10, None) == "loop"
 
 
-def test_lr_decays_once_after_half_the_epochs(monkeypatch):
-    """The original loop: range(E + 1) passes, lr × 0.1 after pass E // 2 + 1, with a fresh optimizer."""
-    seen = []
-    real_sgd = torch.optim.SGD
+def _record_lr_per_step(monkeypatch) -> list[float]:
+    """The lr of every optimiser step, read from the optimiser itself (not from how often it is built)."""
+    seen: list[float] = []
+    real_step = torch.optim.SGD.step
 
-    def spy(params, lr, **kw):
-        seen.append(lr)
-        return real_sgd(params, lr=lr, **kw)
+    def step(self, *a, **k):
+        seen.append(self.param_groups[0]["lr"])
+        return real_step(self, *a, **k)
 
-    monkeypatch.setattr(torch.optim, "SGD", spy)
-    x, y = _data()
-    train_networks("convnet", [0], x, y, "hard", TrainRecipe(epochs=4, augment="none"), 0.05, 10, None,
-                   mode="loop", progress=False)
-    assert seen == [0.05, 0.05 * 0.1]
+    monkeypatch.setattr(torch.optim.SGD, "step", step)
+    return seen
+
+
+def test_the_schedule_is_the_original_loop_pass_by_pass(monkeypatch):
+    """range(E + 1) passes; lr × 0.1 from the pass after E // 2 + 1 on (fresh momentum), in loop and vmap.
+    E = 6: passes 0..6, decay after pass 4, so passes 5 and 6 run at the decayed lr."""
+    x, y = _data(20)  # one batch per pass
+    recipe = TrainRecipe(epochs=6, augment="none")
+    for mode in ("loop", "vmap"):
+        seen = _record_lr_per_step(monkeypatch)
+        train_networks("convnet", [0, 1], x, y, "hard", recipe, 0.05, 10, None, mode=mode, progress=False)
+        per_network = [0.05] * 5 + [0.05 * 0.1] * 2
+        want = per_network * 2 if mode == "loop" else per_network
+        assert seen == want, (mode, seen)
+        monkeypatch.undo()
+
+
+def test_the_sets_learned_lr_is_used_where_the_card_allows_it(monkeypatch, opts):
+    from ddbench.distilled import DistilledSet
+    from ddbench.evaluate import evaluate_set
+    from ddbench.preprocess import ImageSpace
+    from ddbench.protocol import load_protocol
+
+    g = torch.Generator().manual_seed(0)
+    dset = DistilledSet(images=torch.randn(100, 1, 8, 8, generator=g), labels=torch.arange(10).repeat(10), label_mode="hard",
+                        num_classes=10, dataset="digits", ipc=10, method="t", space=ImageSpace((0.3,), (0.37,)), learned_lr=0.02)
+    card = load_protocol("digits-quick").with_overrides(epochs=2)
+    opts.seeds, opts.mode = 1, "loop"
+    seen = _record_lr_per_step(monkeypatch)
+    (row,) = evaluate_set(dset, card, opts)
+    assert set(seen) == {0.02} and row["lr"] == 0.02 and row["learned_lr_used"]
+    import dataclasses
+
+    strict = dataclasses.replace(card, train=dataclasses.replace(card.train, use_learned_lr=False), id="digits-quick-fixed-lr")
+    seen.clear()
+    (row,) = evaluate_set(dset, strict, opts)
+    assert set(seen) == {0.01} and row["lr"] == 0.01 and not row["learned_lr_used"]
+
+
+def test_seeded_streams_are_pinned():
+    """The first draws of seed 0's streams: a change here changes every published number."""
+    s = Streams.for_seed(0, torch.device("cpu"))
+    assert torch.randperm(8, generator=s.device).tolist() == GOLDEN_PERM
+    assert torch.randint(6, (4,), generator=s.pick).tolist() == GOLDEN_PICKS
 
 
 def test_streams_are_reproducible():
     a, b = Streams.for_seed(7, torch.device("cpu")), Streams.for_seed(7, torch.device("cpu"))
     assert torch.equal(torch.rand(3, generator=a.device), torch.rand(3, generator=b.device))
+
+
+GOLDEN_PERM = [4, 0, 7, 3, 2, 5, 1, 6]  # torch.randperm(8) from seed 0's data stream
+GOLDEN_PICKS = [4, 3, 0, 3]  # the first DSA group picks of seed 0 (of 6 groups)
