@@ -55,6 +55,17 @@ def test_expand_archs_wildcards_and_lists():
         expand_archs("zzz*")
 
 
+
+def test_wildcards_match_tested_archs_and_collapse_image_size_twins():
+    """'vit_tiny*' once meant five timm models, two of them the same network after img_size adaptation."""
+    assert expand_archs("vit_tiny*") == ["vit_tiny_patch16_224"]
+    everything = expand_archs("timm:vit_tiny*")  # all of timm, on request
+    assert "vit_tiny_patch16_224" in everything and "vit_tiny_patch16_384" not in everything and len(everything) > 1
+    assert expand_archs("vit_tiny_patch16_224,vit_tiny_patch16_384") == ["vit_tiny_patch16_224"]
+    with pytest.raises(DDBenchError, match="use 'timm:resnet1"):
+        expand_archs("resnet1[0-9][0-9]")  # no tested match: the message names the way to all of timm
+
+
 def test_arch_too_deep_for_input_is_a_clear_error():
     with pytest.raises(DDBenchError, match="does not fit"):
         create_network("convnetd4", 10, 1, 8)

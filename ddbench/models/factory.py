@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import dataclass
 
 import timm
@@ -45,18 +46,40 @@ def is_builtin(arch: str) -> bool:
     return arch in VARIANTS or arch in CLASSIC
 
 
+TIMM_PREFIX = "timm:"  # --arch 'timm:vit_*' matches timm's whole registry instead of the tested architectures
+
+
+def _img_size_twins(names: list[str]) -> list[str]:
+    """Drop names that build the same network once the image size is adapted: ViT-style models whose
+    names differ only in a trailing resolution (`vit_tiny_patch16_224` / `_384`) keep the first."""
+    kept, seen = [], set()
+    for name in names:
+        base = re.sub(r"_\d{3}$", "", name) if _is_vit(name) else name
+        if base not in seen:
+            seen.add(base)
+            kept.append(name)
+    return kept
+
+
 def expand_archs(spec: str | list[str]) -> list[str]:
-    """'convnet*,resnet18' -> the matching registered names, in order, without duplicates."""
+    """'convnet*,resnet18' -> the matching names, in order, without duplicates.
+
+    Wildcards match the tested architectures (`ddbench list archs`); prefix `timm:` to match all of
+    timm's registry. Either way, names that build the same network at the data's size collapse to one."""
     parts = spec if isinstance(spec, list) else [spec]
     names: list[str] = []
     for part in parts:
         for item in (p.strip() for p in part.split(",")):
             if not item:
                 continue
+            whole_timm = item.startswith(TIMM_PREFIX)
+            item = item[len(TIMM_PREFIX):] if whole_timm else item
             if any(ch in item for ch in "*?["):
-                matches = timm.list_models(item)
+                pool = timm.list_models() if whole_timm else list(TESTED_ARCHS)
+                matches = _img_size_twins([n for n in pool if fnmatch.fnmatch(n, item)])
                 if not matches:
-                    raise DDBenchError(f"--arch '{item}' matches no architecture; see `ddbench list archs`")
+                    hint = "" if whole_timm else f" among the tested architectures (use '{TIMM_PREFIX}{item}' for all of timm)"
+                    raise DDBenchError(f"--arch '{item}' matches no architecture{hint}; see `ddbench list archs`")
                 names += matches
             elif timm.is_model(item):
                 names.append(item)
@@ -64,7 +87,11 @@ def expand_archs(spec: str | list[str]) -> list[str]:
                 close = fnmatch.filter(timm.list_models(), f"*{item}*")[:5]
                 hint = f" (did you mean {', '.join(close)}?)" if close else ""
                 raise DDBenchError(f"unknown architecture '{item}'{hint}; see `ddbench list archs`")
-    return list(dict.fromkeys(names))
+    return _img_size_twins(list(dict.fromkeys(names)))
+
+
+def _is_vit(arch: str) -> bool:
+    return any(key in arch for key in ("vit", "deit", "swin", "eva"))
 
 
 def _vit_kwargs(arch: str, img_size: int) -> dict:
@@ -94,7 +121,7 @@ def create_network(arch: str, num_classes: int, in_chans: int, img_size: int | t
     if not timm.is_model(arch):
         raise DDBenchError(f"unknown architecture '{arch}'; see `ddbench list archs`")
     kwargs: dict = {"num_classes": num_classes, "in_chans": in_chans}
-    if "vit" in arch or "deit" in arch or "swin" in arch or "eva" in arch:
+    if _is_vit(arch):
         kwargs.update(_vit_kwargs(arch, size))
     try:
         model = timm.create_model(arch, pretrained=False, **kwargs)
