@@ -49,3 +49,60 @@ def test_same_seed_same_augmentation_and_strategy_parsing():
     assert torch.equal(DSA("none")(x), x)
     with pytest.raises(ValueError, match="unknown DSA group"):
         DSA("color_jitter")
+
+
+def _ramp(n: int = 16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """An image whose value is the normalised x coordinate of each pixel centre (align_corners=False)."""
+    coords = (torch.arange(n) * 2 + 1) / n - 1
+    ys, xs = torch.meshgrid(coords, coords, indexing="ij")
+    return xs.clone().view(1, 1, n, n), xs, ys
+
+
+def test_color_follows_the_published_formulas():
+    """ParamDiffAug: x + (b − 0.5)·1; saturation (x − mean_c)·(s·2) + mean_c; contrast (x − mean)·(c + 0.5) + mean."""
+    from ddbench.augment import apply_color
+
+    x = torch.tensor([[[[0.0, 1.0]], [[2.0, 3.0]], [[4.0, 8.0]]]])  # 1 image, 3 channels, 1×2
+    q = {"brightness": torch.tensor([0.7]), "saturation": torch.tensor([0.25]), "contrast": torch.tensor([0.1])}
+    b = x + 0.2
+    mean_c = b.mean(1, keepdim=True)
+    s = (b - mean_c) * 0.5 + mean_c
+    want = (s - s.mean()) * 0.6 + s.mean()
+    torch.testing.assert_close(apply_color(x, q, DSAParams()), want)
+    # a hand-computed value: pixel (channel 0, column 0)
+    assert abs(want[0, 0, 0, 0].item() - (((0.2 - 2.2) * 0.5 + 2.2 - 3.2) * 0.6 + 3.2)) < 1e-6
+
+
+def test_scale_maps_u_to_a_factor_between_one_over_r_and_r():
+    """factor = u·(r − 1/r) + 1/r (r = 1.2): the sampling grid is stretched by it, so a linear ramp is
+    multiplied by the factor at interior pixels; the u that gives factor 1 is the identity."""
+    from ddbench.augment import apply_scale
+
+    x, xs, _ = _ramp()
+    r = DSAParams().ratio_scale
+    out = apply_scale(x, {"sx": torch.tensor([1.0]), "sy": torch.tensor([1.0])}, DSAParams())
+    inner = slice(5, 11)
+    torch.testing.assert_close(out[0, 0, inner, inner], (xs * r)[inner, inner], atol=1e-5, rtol=1e-5)
+    u_identity = torch.tensor([(1 - 1 / r) / (r - 1 / r)])
+    torch.testing.assert_close(apply_scale(x, {"sx": u_identity, "sy": u_identity}, DSAParams()), x, atol=1e-5, rtol=1e-5)
+
+
+def test_rotate_turns_by_up_to_fifteen_degrees():
+    """angle = (u − 0.5)·2·15°: u = 1 rotates a ramp x into cos(15°)·x − sin(15°)·y at interior pixels."""
+    import math
+
+    from ddbench.augment import apply_rotate
+
+    x, xs, ys = _ramp()
+    out = apply_rotate(x, {"u": torch.tensor([1.0])}, DSAParams())
+    a = math.radians(15)
+    inner = slice(5, 11)
+    torch.testing.assert_close(out[0, 0, inner, inner], (math.cos(a) * xs - math.sin(a) * ys)[inner, inner], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(apply_rotate(x, {"u": torch.tensor([0.5])}, DSAParams()), x, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("group", ["color", "crop", "cutout", "flip", "scale", "rotate"])
+def test_every_group_changes_its_input(group):
+    x = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    out = DSA(group)(x, *gens(3))
+    assert out.shape == x.shape and (out - x).abs().mean() > 1e-3, group
