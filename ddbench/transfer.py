@@ -75,6 +75,11 @@ def fit_probe(z: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float, max
     return clf
 
 
+def standardiser(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-feature mean and std of the labelled subset's features (never of test features)."""
+    return z.mean(0), z.std(0, unbiased=False) + 1e-6
+
+
 @torch.no_grad()
 def probe_accuracies(encoder: nn.Module, downstream: ImageDataset, recipe: ProbeRecipe, seed: int,
                      device: torch.device) -> dict[float, float]:
@@ -88,7 +93,7 @@ def probe_accuracies(encoder: nn.Module, downstream: ImageDataset, recipe: Probe
         gen = torch.Generator().manual_seed(seed)
         count = max(1, round(fraction * len(y_train)))
         idx = torch.randperm(len(y_train), generator=gen)[:count].to(device)
-        mean, std = z_train[idx].mean(0), z_train[idx].std(0, unbiased=False) + 1e-6
+        mean, std = standardiser(z_train[idx])
         clf = fit_probe((z_train[idx] - mean) / std, y_train[idx], downstream.num_classes, recipe.l2, recipe.max_iter)
         pred = clf((z_test - mean) / std).argmax(1)
         out[fraction] = float((pred == y_test).float().mean())

@@ -132,3 +132,32 @@ def test_interrupted_and_killed_runs_resume_without_loss_or_duplicates(tmp_path)
     import json
 
     assert sorted(json.loads(line)["seed"] for line in final) == [0, 1, 2, 3]
+
+
+def test_a_kill_during_distillation_keeps_the_finished_experts(tmp_path):
+    """SIGKILL while MTT distils (its experts already written): the rerun trains no expert again (the
+    expert files are untouched), leaves no half-written file behind as a result, and writes the set."""
+    cache, out = tmp_path / "cache", tmp_path / "mtt.safetensors"
+    card = str(Path(__file__).parent / "cards" / "digits-ipc1.toml")
+    cmd = [sys.executable, "-m", "ddbench", "distill", "--method", "mtt", "--protocol", card, "--out", str(out),
+           "--cfg", "iterations=100000", "--no-progress"]
+    env = {**os.environ, "DDBENCH_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 240
+    experts: list[Path] = []
+    while time.time() < deadline and proc.poll() is None and len(experts) < 5:
+        experts = sorted(p for p in cache.glob("experts/*/*.safetensors") if not p.name.startswith("."))
+        time.sleep(0.05)
+    time.sleep(1.0)  # now inside the distillation loop (100,000 iterations: it cannot finish first)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert len(experts) == 5 and not out.exists()
+    stamps = {p: p.stat().st_mtime_ns for p in experts}
+    cmd[cmd.index("iterations=100000")] = "iterations=5"
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert {p: p.stat().st_mtime_ns for p in experts} == stamps  # reused, not trained again
+    assert sorted(p for p in cache.glob("experts/*/*.safetensors") if not p.name.startswith(".")) == experts
+    from ddbench.distilled import DistilledSet
+
+    assert len(DistilledSet.load(out).images) == 10

@@ -86,10 +86,15 @@ def test_the_probe_never_sees_test_images(monkeypatch):
     captured = []
     real_embed = transfer.embed
     monkeypatch.setattr(transfer, "embed", lambda m, x: captured.append(x.clone()) or real_embed(m, x))
+    statistics_of = []
+    real_std = transfer.standardiser
+    monkeypatch.setattr(transfer, "standardiser", lambda z: statistics_of.append(z.clone()) or real_std(z))
     accs = transfer.probe_accuracies(_Flat(), train, ProbeRecipe(fractions=(0.05, 0.5)), 0, torch.device("cpu"))
     assert seen == [10, 100] and set(accs) == {0.05, 0.5}
     train_pixels, test_pixels = captured  # the probe is fitted on rows of the first (train) embedding only
     assert train_pixels.max() < test_pixels.min()
+    # the standardisation statistics come from the labelled training subset alone (test pixels are all ≥ 150)
+    assert [len(z) for z in statistics_of] == [10, 100] and all(z.max() < 100 for z in statistics_of)
 
 
 def test_ssl_cards_refuse_sets_that_do_not_fit(quick_results):
