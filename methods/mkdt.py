@@ -24,7 +24,7 @@ first iteration's image gradients are about 1e3 times CIFAR's per pixel, so the 
 threw pixels to |x| ~ 1e4 and beyond (sets the format now refuses); at 1e-3 the images stay sane
 but the matching loss does not fall on digits (measured 0.84 → 0.96 over 100 iterations): the
 quick card exercises the pipeline, it is not evidence that MKDT works (an open gap). `checkpoint=true` (runtime only) recomputes
-each unrolled step in the backward pass: memory flat in `syn_steps`, same gradients.
+each unrolled step in the backward pass: about one parameter vector kept per step, same gradients.
 """
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ Hyperparameters per card follow the paper's table (mtt-distillation issue #7). D
 - A NaN loss or a non-positive step size stops distillation with an error; no set is written.
 
 `checkpoint=true` (a runtime option, outside the run id) recomputes each unrolled step in the
-backward pass, so memory stays flat in `syn_steps`; the gradients are the same.
+backward pass, so each step keeps about one parameter vector instead of its activations; the gradients are the same.
 """
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ class MTT(Method):
     default_cfg = {
         "iterations": 5000, "num_experts": 100, "expert_train_epochs": 50, "expert_lr": 0.01, "expert_batch": 256,
         **_table(20, 2, 20, 1000.0, 1e-5, False), "arch": "", "dsa": True,
-        "checkpoint": False,  # recompute each unrolled step in the backward pass: memory flat in syn_steps
+        "checkpoint": False,  # recompute each unrolled step in the backward pass: one parameter vector kept per step
     }
     runtime_cfg = frozenset({"checkpoint"})
     protocol_cfg = {
