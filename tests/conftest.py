@@ -58,3 +58,24 @@ def opts(tmp_path):
     from ddbench.results import ResultStore
 
     return EvalOptions(device=torch.device("cpu"), store=ResultStore(tmp_path / "lb"), progress=False)
+
+
+BASELINES = ["random", "herding", "kcenter", "forgetting"]
+
+
+@pytest.fixture(scope="session")
+def ipc1_means(tmp_path_factory):
+    """Mean accuracy of each baseline on the digits IPC 1 card (5 seeds, 300 epochs): shared by the
+    baseline tests and by MTT's, whose bar is the best baseline, not its own starting point."""
+    import statistics
+
+    from ddbench.evaluate import EvalOptions, evaluate_method
+    from ddbench.protocol import load_protocol
+    from ddbench.registry import create_method
+    from ddbench.results import ResultStore
+
+    card = load_protocol(str(CARDS / "digits-ipc1.toml"))
+    opts = EvalOptions(device=torch.device("cpu"), store=ResultStore(tmp_path_factory.mktemp("lb")), progress=False)
+    means = {m: statistics.mean(r["accuracy"] for r in evaluate_method(create_method(m), card, opts)) for m in BASELINES}
+    print(f"\ndigits IPC 1 baselines (mean over 5 seeds): {means}")
+    return means

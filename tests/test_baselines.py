@@ -8,7 +8,6 @@ about half the measured gaps, so they hold across machines but fail if a baselin
 from __future__ import annotations
 
 import dataclasses
-import statistics
 
 import numpy as np
 import pytest
@@ -20,22 +19,6 @@ from ddbench.protocol import list_protocols, load_protocol
 from ddbench.registry import create_method
 
 BASELINES = ["random", "herding", "kcenter", "forgetting"]
-
-
-@pytest.fixture(scope="module")
-def ipc1_means(tmp_path_factory):
-    from pathlib import Path
-
-    import torch
-
-    from ddbench.evaluate import EvalOptions, evaluate_method
-    from ddbench.protocol import load_protocol as load
-    from ddbench.results import ResultStore
-
-    card = load(str(Path(__file__).parent / "cards" / "digits-ipc1.toml"))
-    opts = EvalOptions(device=torch.device("cpu"), store=ResultStore(tmp_path_factory.mktemp("lb")),
-                       progress=False)
-    return {m: statistics.mean(r["accuracy"] for r in evaluate_method(create_method(m), card, opts)) for m in BASELINES}
 
 
 def test_herding_beats_random_at_ipc1(ipc1_means):

@@ -161,3 +161,27 @@ def test_a_kill_during_distillation_keeps_the_finished_experts(tmp_path):
     from ddbench.distilled import DistilledSet
 
     assert len(DistilledSet.load(out).images) == 10
+
+
+def test_a_kill_after_the_teacher_keeps_it_and_the_rerun_trains_no_teacher(tmp_path):
+    """SIGKILL once MKDT's teacher and its representations are cached (experts or distillation under way):
+    the rerun reuses both files untouched and finishes the set."""
+    cache, out = tmp_path / "cache", tmp_path / "mkdt.safetensors"
+    cmd = [sys.executable, "-m", "ddbench", "distill", "--method", "mkdt", "--protocol", "digits-ssl-quick", "--out", str(out),
+           "--cfg", "iterations=100000", "--no-progress"]
+    env = {**os.environ, "DDBENCH_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 240
+    files: list[Path] = []
+    while time.time() < deadline and proc.poll() is None and len(files) < 2:
+        files = sorted(p for p in cache.glob("teachers/*/*.safetensors") if not p.name.startswith("."))
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert [p.name for p in files] == ["representations.safetensors", "teacher.safetensors"] and not out.exists()
+    stamps = {p: p.stat().st_mtime_ns for p in files}
+    cmd[cmd.index("iterations=100000")] = "iterations=3"
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert {p: p.stat().st_mtime_ns for p in files} == stamps and out.is_file()
