@@ -132,6 +132,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cards = [card.with_overrides(epochs=args.epochs) for card in cards]
     dset = DistilledSet.load(args.distilled) if args.distilled else None
     opts = _options(args)
+    opts.external = dset is not None  # a set from a file: its method name is a claim
     _log(f"device: {opts.device}; results: {opts.store.path}")
     rows: list[dict[str, Any]] = []
     for card in cards:
@@ -254,6 +255,33 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_results(args: argparse.Namespace) -> int:
+    from ddbench.paths import default_results_dir
+    from ddbench.results import ResultStore, merge_stores
+
+    into = ResultStore(args.into or default_results_dir())
+    written, conflicts = merge_stores([ResultStore(s) for s in args.stores], into)
+    for line in conflicts:
+        _log(f"ddbench: {line}")
+    print(f"merged {len(args.stores)} store(s) into {into.path}: {written} new row(s), {len(conflicts)} conflict(s)")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from ddbench.paths import default_results_dir
+    from ddbench.provenance import pick_device
+    from ddbench.results import ResultStore
+    from ddbench.verify import pick_row, verify_row
+
+    store = ResultStore(args.results or default_results_dir())
+    if not store.path.is_file():
+        raise DDBenchError(f"no result store at {store.path}; pass --results DIR")
+    row = pick_row(store, args.protocol, args.method, args.seed)
+    verdict = verify_row(row, pick_device(args.device), args.data_root, args.distilled)
+    print(verdict.line())
+    return 0 if verdict.reproduced else 1
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     from ddbench.data import dataset_status, list_datasets, prepare_dataset
     from ddbench.paths import resolve_data_root
@@ -292,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seeds", type=int, help="number of evaluation seeds, 0..N-1 (default: the card's)")
     ev.add_argument("--epochs", type=int, help="shorter recipe for quick checks; rows are marked non-standard")
     ev.add_argument("--cfg", action="append", metavar="KEY=VALUE", help="method option (repeatable)")
-    ev.add_argument("--results", help="result store directory (default: $DDBENCH_RESULTS or ./leaderboard)")
+    ev.add_argument("--results", help="result store directory (default: $DDBENCH_RESULTS, else a per-user store, "
+                                      "~/.local/share/ddbench/results; name leaderboard/ to publish)")
     ev.add_argument("--no-baselines", action="store_true", help="skip the baselines an ssl-transfer card lists")
     ev.add_argument("--teacher", help="MKDT: a teacher checkpoint (ResNet-18 state dict) instead of training one")
     ev.add_argument("--batch-mode", choices=("auto", "loop", "vmap"), default="auto",
@@ -318,10 +347,26 @@ def build_parser() -> argparse.ArgumentParser:
     ls.set_defaults(func=cmd_list)
 
     lb = sub.add_parser("leaderboard", help="publish the result store as markdown tables")
-    lb.add_argument("--results", help="result store directory (default: ./leaderboard)")
+    lb.add_argument("--results", help="result store directory (default: as evaluate's --results)")
     lb.add_argument("--out", help="markdown file (default: <results>/LEADERBOARD.md)")
     lb.add_argument("--print", action="store_true", help="print instead of writing a file")
     lb.set_defaults(func=cmd_leaderboard)
+
+    rs = sub.add_parser("results", help="manage result stores")
+    rs_sub = rs.add_subparsers(dest="action", parser_class=_Parser, required=True)
+    mg = rs_sub.add_parser("merge", help="merge stores from several machines: each row once, conflicts reported")
+    mg.add_argument("stores", nargs="+", help="result store directories to merge in")
+    mg.add_argument("--into", help="the store to merge into (default: as evaluate's --results)")
+    mg.set_defaults(func=cmd_results)
+
+    ve = sub.add_parser("verify", help="re-run one seed of a stored row and report whether it reproduces")
+    ve.add_argument("--results", help="result store directory (default: as evaluate's --results)")
+    ve.add_argument("--protocol", help="the row's card (default: the first standard row)")
+    ve.add_argument("--method", help="the row's method")
+    ve.add_argument("--seed", type=int, help="the row's seed")
+    ve.add_argument("--distilled", help="the set file, for rows made with evaluate --distilled")
+    common(ve)
+    ve.set_defaults(func=cmd_verify)
 
     da = sub.add_parser("data", help="list datasets or prepare (download + convert) one")
     da.add_argument("action", choices=("list", "prepare"))

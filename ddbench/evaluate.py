@@ -47,6 +47,8 @@ class EvalOptions:
     progress: bool = True
     cache_dir: Path = field(default_factory=lambda: user_cache_root())
     snapshots: tuple[int, ...] = ()  # distil: also keep the set after these outer steps
+    only_seeds: tuple[int, ...] | None = None  # exactly these evaluation seeds (ddbench verify re-runs one)
+    external: bool = False  # evaluate_set: the set comes from outside ddbench's registry (its method name is a claim)
 
 
 def card_space(card: ProtocolCard, train: ImageDataset) -> ImageSpace:
@@ -374,9 +376,16 @@ def _check_class_sizes(card: ProtocolCard, train: ImageDataset) -> None:
                            f"training images; card '{card.id}' needs ipc {card.ipc} per class")
 
 
+def _seeds(card: ProtocolCard, opts: EvalOptions) -> list[int]:
+    """The evaluation seeds of a request: `only_seeds` (verify), else 0..N-1 (--seeds, else the card's)."""
+    if opts.only_seeds is not None:
+        return list(opts.only_seeds)
+    return list(range(opts.seeds if opts.seeds is not None else card.seeds))
+
+
 def _pending(card: ProtocolCard, run_id: str, opts: EvalOptions) -> list[tuple[str, list[int]]]:
     archs = list(opts.archs or card.archs)
-    seeds = list(range(opts.seeds if opts.seeds is not None else card.seeds))
+    seeds = _seeds(card, opts)
     tasks = _tasks(card, opts, quiet=False)
     done = opts.store.keys()
     out = []
@@ -397,8 +406,10 @@ def evaluate_set(dset: DistilledSet, card: ProtocolCard, opts: EvalOptions) -> l
     run_id = f"set-{dset.set_id}"
     _check_same_data(card, run_id, train, opts)
     jobs = [_Job(arch, seeds, [dset]) for arch, seeds in _pending(card, run_id, opts)]
+    base = _base_row(card, run_id, opts.device, train)
+    base["external"] = opts.external
     with precision_scope(card.precision, opts.device):
-        _runner(card)(jobs, card, train, opts, _base_row(card, run_id, opts.device, train))
+        _runner(card)(jobs, card, train, opts, base)
     return _collect(card, run_id, opts)
 
 
@@ -470,7 +481,7 @@ def evaluate_method(method: Method, card: ProtocolCard, opts: EvalOptions) -> li
 def _collect(card: ProtocolCard, run_id: str, opts: EvalOptions) -> list[dict[str, Any]]:
     """Every stored row this request covers: the ones just written and the ones found from earlier runs."""
     archs = list(opts.archs or card.archs)
-    seeds = range(opts.seeds if opts.seeds is not None else card.seeds)
+    seeds = _seeds(card, opts)
     tasks = _tasks(card, opts)
     wanted = {(run_id, card.id, card.hash, arch, s, t) for arch in archs for s in seeds for t in tasks}
     return [r for r in opts.store.rows() if row_key(r) in wanted]

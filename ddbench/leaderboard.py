@@ -40,11 +40,19 @@ def load_published() -> tuple[list[Published], dict[str, str]]:
     return entries, recipes
 
 
+def cell(text: Any) -> str:
+    """A markdown table cell: pipes, backslashes and HTML escaped, line breaks flattened (no injected rows)."""
+    value = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    return " ".join(value.split())
+
+
 def summarize(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Mean ± std and n per (protocol, method, run, arch, task); task is "" except on ssl-transfer cards."""
+    """Mean ± std and n per (protocol, method, run, arch, task); task is "" except on ssl-transfer cards.
+    A set evaluated from a file shows the method it claims, marked external."""
     keys = ["protocol", "method", "run_id", "arch", "task"]
     if not rows:
         return pd.DataFrame(columns=[*keys, "mean", "std", "n", "device"])
+    rows = [{**r, "method": f"{r['method']} (external)"} if r.get("external") else r for r in rows]
     df = pd.DataFrame(rows)
     df["task"] = df["task"].fillna("") if "task" in df else ""
     grouped = df.groupby(keys, sort=False)["accuracy"]
@@ -57,7 +65,9 @@ def current_rows(store: ResultStore) -> tuple[list[dict[str, Any]], int]:
     """Rows under the current card versions, without overrides, of final sets (no snapshots); and how many were left out."""
     hashes = {}
     for pid in list_protocols():
-        hashes[pid] = load_protocol(pid).hash
+        card = load_protocol(pid)
+        if not card.quick:  # smoke-test cards are never leaderboard cards
+            hashes[pid] = card.hash
     kept, dropped = [], 0
     for row in store.rows():
         if (row.get("protocol_standard") and hashes.get(row["protocol"]) == row["protocol_hash"]
@@ -96,15 +106,15 @@ def render(store: ResultStore) -> str:
         ranks: dict[str, int] = {}
         for r in part.itertuples():
             rank = ranks[r.task] = ranks.get(r.task, 0) + 1  # ranked within each task
-            p = pub.get((protocol, r.method, r.task))
+            p = None if r.method.endswith(" (external)") else pub.get((protocol, r.method, r.task))
             note = ""
             if p:
                 key = f"{p.citation} — {recipes.get(p.recipe, p.recipe)}"
                 cited.setdefault(key, len(cited) + 1)
                 note = f"[{cited[key]}]"
-            table.append([*([r.task] if with_tasks else []), rank, r.method, r.arch, f"{r.mean:.2f} ± {r.std:.2f}", r.n,
-                          f"{p.accuracy:.1f} {note}" if p else "—",
-                          f"{r.mean - p.accuracy:+.1f}" if p else "—", r.run_id, r.device])
+            table.append([*([cell(r.task)] if with_tasks else []), rank, cell(r.method), cell(r.arch),
+                          f"{r.mean:.2f} ± {r.std:.2f}", r.n, f"{p.accuracy:.1f} {note}" if p else "—",
+                          f"{r.mean - p.accuracy:+.1f}" if p else "—", cell(r.run_id), cell(r.device)])
         headers = [*(["task"] if with_tasks else []), "#", "method", "arch", "accuracy", "n", "published", "Δ", "run", "device"]
         lines += [f"## {protocol}", "", f"{card.description} · card v{card.version} `{card.hash}`", "",
                   tabulate(table, headers=headers, tablefmt="github"), ""]

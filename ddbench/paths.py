@@ -49,8 +49,13 @@ def resolve_data_root(data_root: str | os.PathLike | None) -> Path:
 
 
 def default_results_dir() -> Path:
-    """The result store used without --results: $DDBENCH_RESULTS, else ./leaderboard."""
-    return Path(os.environ.get("DDBENCH_RESULTS", "leaderboard")).expanduser()
+    """The result store used without --results: $DDBENCH_RESULTS, else a per-user store
+    ($XDG_DATA_HOME/ddbench/results, else ~/.local/share/ddbench/results). The repository's committed
+    store (leaderboard/) is written only when named, so publishing is deliberate."""
+    if env := os.environ.get("DDBENCH_RESULTS"):
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base).expanduser() / "ddbench" / "results"
 
 
 @contextmanager

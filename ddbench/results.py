@@ -43,7 +43,8 @@ class Row(TypedDict, total=False):
     data_complete: bool  # False: a partial copy of the dataset (rows then never published)
     ipc: int
     epochs: int
-    method: str
+    method: str  # the registered method that made the set, or (external) the name the set claims
+    external: bool  # the set was evaluated from a file: its method name is the file's claim, not ours
     method_config: dict[str, Any]
     set_id: str
     distill_seed: int | None
@@ -155,3 +156,31 @@ class ResultStore:
         with open(self.path, "rb") as handle:
             handle.seek(-1, os.SEEK_END)
             return handle.read(1) == b"\n"
+
+
+_SAME = ("accuracy", "set_id", "data_fingerprint")  # what two copies of one row must agree on
+
+
+def merge_stores(sources: list[ResultStore], into: ResultStore) -> tuple[int, list[str]]:
+    """Append every row of `sources` to `into`, each (run, card, arch, seed, task) once; returns how many
+    rows were written and one line per pair of rows that share a key but disagree (the first is kept)."""
+    into.check_writable()
+    kept: dict[tuple, tuple[dict[str, Any], str]] = {row_key(r): (r, str(into.path)) for r in into.rows()}
+    conflicts, new = [], []
+    for store in sources:
+        if not store.path.is_file():
+            raise DDBenchError(f"no result store at {store.path}")
+        for row in store.rows():
+            key = row_key(row)
+            if key in kept:
+                first, where = kept[key]
+                diff = [f for f in _SAME if first.get(f) != row.get(f)]
+                if diff:
+                    task = f" task {key[5]}" if key[5] else ""
+                    what = ", ".join(f"{f} {first.get(f)} ({where}) vs {row.get(f)} ({store.path})" for f in diff)
+                    conflicts.append(f"conflict: run {key[0]} card {key[1]} arch {key[3]} seed {key[4]}{task}: {what}; "
+                                     "kept the first")
+                continue
+            kept[key] = (row, str(store.path))
+            new.append(row)
+    return into.append(new), conflicts

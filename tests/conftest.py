@@ -18,6 +18,7 @@ def private_cache(tmp_path_factory):
     cache = tmp_path_factory.mktemp("ddbench-cache")
     old = os.environ.get("DDBENCH_CACHE")
     os.environ["DDBENCH_CACHE"] = str(cache)
+    os.environ.setdefault("DDBENCH_RESULTS", str(tmp_path_factory.mktemp("ddbench-results")))  # never the user's store
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     yield cache
     if old is None:
