@@ -134,54 +134,50 @@ def test_interrupted_and_killed_runs_resume_without_loss_or_duplicates(tmp_path)
     assert sorted(json.loads(line)["seed"] for line in final) == [0, 1, 2, 3]
 
 
-def test_a_kill_during_distillation_keeps_the_finished_experts(tmp_path):
-    """SIGKILL while MTT distils (its experts already written): the rerun trains no expert again (the
-    expert files are untouched), leaves no half-written file behind as a result, and writes the set."""
-    cache, out = tmp_path / "cache", tmp_path / "mtt.safetensors"
-    card = str(Path(__file__).parent / "cards" / "digits-ipc1.toml")
-    cmd = [sys.executable, "-m", "ddbench", "distill", "--method", "mtt", "--protocol", card, "--out", str(out),
+def _kill_once_cached(method: str, card: str, tmp_path: Path, pattern: str, count: int, settle: float) -> dict:
+    """Run `ddbench distill` with an endless budget, SIGKILL it once `count` cache files match `pattern`
+    (plus `settle` seconds), then rerun with a short budget; returns what the test needs to check."""
+    cache, out = tmp_path / "cache", tmp_path / f"{method}.safetensors"
+    cmd = [sys.executable, "-m", "ddbench", "distill", "--method", method, "--protocol", card, "--out", str(out),
            "--cfg", "iterations=100000", "--no-progress"]
     env = {**os.environ, "DDBENCH_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
+
+    def cached() -> list[Path]:
+        return sorted(p for p in cache.glob(pattern) if not p.name.startswith("."))  # ".name.part" files are unfinished
+
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.time() + 240
-    experts: list[Path] = []
-    while time.time() < deadline and proc.poll() is None and len(experts) < 5:
-        experts = sorted(p for p in cache.glob("experts/*/*.safetensors") if not p.name.startswith("."))
+    deadline, files = time.time() + 240, []
+    while time.time() < deadline and proc.poll() is None and len(files) < count:
+        files = cached()
         time.sleep(0.05)
-    time.sleep(1.0)  # now inside the distillation loop (100,000 iterations: it cannot finish first)
+    time.sleep(settle)
     proc.kill()
     proc.communicate(timeout=60)
-    assert len(experts) == 5 and not out.exists()
-    stamps = {p: p.stat().st_mtime_ns for p in experts}
-    cmd[cmd.index("iterations=100000")] = "iterations=5"
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert {p: p.stat().st_mtime_ns for p in experts} == stamps  # reused, not trained again
-    assert sorted(p for p in cache.glob("experts/*/*.safetensors") if not p.name.startswith(".")) == experts
+    killed_before_the_set = not out.exists()
+    stamps = {p: p.stat().st_mtime_ns for p in files}
+    cmd[cmd.index("iterations=100000")] = "iterations=3"
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    return {"files": files, "stamps": stamps, "killed_before_the_set": killed_before_the_set, "done": done, "out": out,
+            "after": {p: p.stat().st_mtime_ns for p in files}, "cached_after": cached()}
+
+
+def test_a_kill_during_distillation_keeps_the_finished_experts(tmp_path):
+    """SIGKILL while MTT distils (its experts already written): the rerun trains no expert again (the
+    expert files are untouched) and writes the set."""
     from ddbench.distilled import DistilledSet
 
-    assert len(DistilledSet.load(out).images) == 10
+    card = str(Path(__file__).parent / "cards" / "digits-ipc1.toml")
+    run = _kill_once_cached("mtt", card, tmp_path, "experts/*/*.safetensors", 5, settle=1.0)
+    assert len(run["files"]) == 5 and run["killed_before_the_set"]
+    assert run["done"].returncode == 0, run["done"].stderr
+    assert run["after"] == run["stamps"] and run["cached_after"] == run["files"]  # reused, not trained again
+    assert len(DistilledSet.load(run["out"]).images) == 10
 
 
 def test_a_kill_after_the_teacher_keeps_it_and_the_rerun_trains_no_teacher(tmp_path):
     """SIGKILL once MKDT's teacher and its representations are cached (experts or distillation under way):
     the rerun reuses both files untouched and finishes the set."""
-    cache, out = tmp_path / "cache", tmp_path / "mkdt.safetensors"
-    cmd = [sys.executable, "-m", "ddbench", "distill", "--method", "mkdt", "--protocol", "digits-ssl-quick", "--out", str(out),
-           "--cfg", "iterations=100000", "--no-progress"]
-    env = {**os.environ, "DDBENCH_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.time() + 240
-    files: list[Path] = []
-    while time.time() < deadline and proc.poll() is None and len(files) < 2:
-        files = sorted(p for p in cache.glob("teachers/*/*.safetensors") if not p.name.startswith("."))
-        time.sleep(0.05)
-    time.sleep(0.5)
-    proc.kill()
-    proc.communicate(timeout=60)
-    assert [p.name for p in files] == ["representations.safetensors", "teacher.safetensors"] and not out.exists()
-    stamps = {p: p.stat().st_mtime_ns for p in files}
-    cmd[cmd.index("iterations=100000")] = "iterations=3"
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode == 0, done.stderr
-    assert {p: p.stat().st_mtime_ns for p in files} == stamps and out.is_file()
+    run = _kill_once_cached("mkdt", "digits-ssl-quick", tmp_path, "teachers/*/*.safetensors", 2, settle=0.5)
+    assert [p.name for p in run["files"]] == ["representations.safetensors", "teacher.safetensors"]
+    assert run["killed_before_the_set"] and run["done"].returncode == 0, run["done"].stderr
+    assert run["after"] == run["stamps"] and run["out"].is_file()
