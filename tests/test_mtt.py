@@ -147,7 +147,7 @@ def test_an_mtt_snapshot_is_the_shorter_run(mtt_and_init, card_ipc1):
 
     from ddbench.evaluate import set_cache_path, snapshot_path
 
-    _, _, opts, _ = mtt_and_init
+    _, _, opts = mtt_and_init
     card, train = dataclasses.replace(card_ipc1, ipc=2), load_dataset("digits")
     longer = create_method("mtt", iterations=4, checkpoint=True)
     try:

@@ -43,7 +43,14 @@ def test_first_readme_command_runs_the_main_job(tmp_path):
     job = first.split("&&")[-1].split()
     assert job == ["ddbench", "evaluate", "--method", "random"]
     exe = shutil.which("ddbench") or pytest.skip("the ddbench console script is not installed")
-    done = subprocess.run([exe, *job[1:], "--no-progress"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "DDBENCH_RESULTS"}
+    env["XDG_DATA_HOME"] = str(tmp_path / "xdg")  # the per-user store, here inside the test's folder
+    work = tmp_path / "work"
+    work.mkdir()
+    done = subprocess.run([exe, *job[1:], "--no-progress"], cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "| digits-quick | random   | convnetd1 |" in done.stdout and "quick card" in done.stderr
-    assert len((tmp_path / "leaderboard" / "results.jsonl").read_text().splitlines()) == 5
+    assert len((tmp_path / "xdg" / "ddbench" / "results" / "results.jsonl").read_text().splitlines()) == 5
+    assert list(work.iterdir()) == []  # nothing written where it ran
