@@ -91,3 +91,14 @@ def test_a_plugin_that_exits_at_import_does_not_kill_ddbench(monkeypatch, capsys
     assert main(["list", "methods"]) == 0
     assert "random" in capsys.readouterr().out and "exits-on-import" not in list_methods()
     assert "could not load method entry point 'exits-on-import'" in caplog.text
+
+
+def test_methods_import_no_other_method():
+    """Shared pieces live in ddbench's own modules (realtrain, kd, coreset): a method file never imports another,
+    so each reads top to bottom beside its paper and can be removed alone."""
+    import re
+    from pathlib import Path
+
+    methods = Path(__file__).resolve().parents[1] / "methods"
+    offenders = [p.name for p in methods.glob("*.py") if re.search(r"^\s*(from|import) ddbench\.methods", p.read_text(), re.M)]
+    assert offenders == []
