@@ -20,6 +20,24 @@ from tqdm.auto import tqdm
 
 
 @dataclass(frozen=True)
+class ViewRecipe:
+    """How Barlow Twins views are made, as mix-bt (and KRR-ST, which uses its checkpoints) make them:
+    on pixels in [0, 1], normalised afterwards. torchvision's semantics, batched with kornia."""
+
+    crop_scale: tuple[float, float] = (0.08, 1.0)  # RandomResizedCrop; ratio 3/4 .. 4/3
+    jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.1)  # brightness, contrast, saturation, hue
+    jitter_p: float = 0.8
+    grayscale_p: float = 0.2
+    colour_first: bool = False  # jitter and grayscale before the crop (mix-bt's Tiny-ImageNet order)
+    bicubic: bool = False  # crop resampling: bilinear, or bicubic (Tiny-ImageNet)
+
+
+# mix-bt's utils.py: CifarPairTransform (32 px) and TinyImageNetPairTransform (64 px).
+CIFAR_VIEWS = ViewRecipe()
+TINY_VIEWS = ViewRecipe(crop_scale=(0.2, 1.0), grayscale_p=0.1, colour_first=True, bicubic=True)
+
+
+@dataclass(frozen=True)
 class BarlowRecipe:
     epochs: int = 200
     batch_size: int = 512
@@ -27,7 +45,7 @@ class BarlowRecipe:
     weight_decay: float = 1e-6
     lambd: float = 0.0051
     projector: tuple[int, ...] = (512, 1024)
-    views: "ViewRecipe | None" = None  # None: mix-bt's recipe for the image size (views_for)
+    views: ViewRecipe | None = None  # None: mix-bt's recipe for the image size (views_for)
 
 
 def projector(in_dim: int, dims: tuple[int, ...]) -> nn.Module:
@@ -49,24 +67,6 @@ def barlow_loss(z1: torch.Tensor, z2: torch.Tensor, lambd: float) -> torch.Tenso
     on = (torch.diagonal(c) - 1).pow(2).sum()
     off = c.pow(2).sum() - torch.diagonal(c).pow(2).sum()
     return on + lambd * off
-
-
-@dataclass(frozen=True)
-class ViewRecipe:
-    """How Barlow Twins views are made, as mix-bt (and KRR-ST, which uses its checkpoints) make them:
-    on pixels in [0, 1], normalised afterwards. torchvision's semantics, batched with kornia."""
-
-    crop_scale: tuple[float, float] = (0.08, 1.0)  # RandomResizedCrop; ratio 3/4 .. 4/3
-    jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.1)  # brightness, contrast, saturation, hue
-    jitter_p: float = 0.8
-    grayscale_p: float = 0.2
-    colour_first: bool = False  # jitter and grayscale before the crop (mix-bt's Tiny-ImageNet order)
-    bicubic: bool = False  # crop resampling: bilinear, or bicubic (Tiny-ImageNet)
-
-
-# mix-bt's utils.py: CifarPairTransform (32 px) and TinyImageNetPairTransform (64 px).
-CIFAR_VIEWS = ViewRecipe()
-TINY_VIEWS = ViewRecipe(crop_scale=(0.2, 1.0), grayscale_p=0.1, colour_first=True, bicubic=True)
 
 
 def views_for(size: int) -> ViewRecipe:

@@ -81,7 +81,6 @@ def _options(args: argparse.Namespace):
     from ddbench.provenance import pick_device
     from ddbench.results import ResultStore
 
-    _check_bounds(args)
     device = pick_device(args.device)  # precision (TF32 or not) is the card's, set by the engine
     return EvalOptions(
         device=device, store=ResultStore(args.results or default_results_dir()), data_root=args.data_root,

@@ -349,7 +349,7 @@ def _tasks(card: ProtocolCard, opts: EvalOptions, quiet: bool = True) -> list[st
     return tasks
 
 
-def _check_request(card: ProtocolCard, opts: EvalOptions) -> None:
+def _check_request(opts: EvalOptions) -> None:
     """What must hold before any work: a bounded number of seeds and a writable store."""
     if opts.seeds is not None and not 1 <= opts.seeds <= MAX_SEEDS:
         raise DDBenchError(f"seeds must be 1..{MAX_SEEDS}, got {opts.seeds}")
@@ -400,7 +400,7 @@ def _pending(card: ProtocolCard, run_id: str, opts: EvalOptions) -> list[tuple[s
 
 def evaluate_set(dset: DistilledSet, card: ProtocolCard, opts: EvalOptions) -> list[dict[str, Any]]:
     """Evaluate a distilled set (made anywhere) under `card`; returns all rows the request covers."""
-    _check_request(card, opts)
+    _check_request(opts)
     train = load_dataset(card.dataset, opts.data_root)
     check_fits(dset, card, train)
     run_id = f"set-{dset.set_id}"
@@ -417,6 +417,7 @@ def distill_cached(method: Method, card: ProtocolCard, train: ImageDataset, seed
     """Distil with `seed`, reusing a set cached from an earlier (possibly interrupted) run.
 
     The set records its distillation wall time in `extra["distill_time_s"]`."""
+    _check_class_sizes(card, train)
     config = method.config_for(card)
     space = card_space(card, train)
     path = set_cache_path(method, card, train, seed, opts)
@@ -425,7 +426,6 @@ def distill_cached(method: Method, card: ProtocolCard, train: ImageDataset, seed
             return DistilledSet.load(path)
         except DDBenchError:
             path.unlink(missing_ok=True)
-    _check_class_sizes(card, train)
     ctx = DistillContext(card=card, device=opts.device, seed=seed, config=config, space=space,
                          method_name=method.name, cache_dir=opts.cache_dir, progress=opts.progress,
                          snapshots=tuple(opts.snapshots), snapshot_path=lambda step: snapshot_path(path, step))
@@ -454,14 +454,13 @@ def evaluate_method(method: Method, card: ProtocolCard, opts: EvalOptions) -> li
     """Distil with `method` under `card` (cached) and evaluate; returns all rows the request covers."""
     if card.kind not in method.kinds:
         raise DDBenchError(f"method '{method.name}' does not support {card.kind} cards like '{card.id}'")
-    _check_request(card, opts)
+    _check_request(opts)
     run_id = f"cfg-{config_hash(method.name, method.identity_config(card))}"
     pending = _pending(card, run_id, opts)
     if not pending:
         return _collect(card, run_id, opts)
     train = load_dataset(card.dataset, opts.data_root)
     _check_same_data(card, run_id, train, opts)
-    _check_class_sizes(card, train)
     sets: dict[int, DistilledSet] = {}
 
     def set_for(seed: int) -> DistilledSet:

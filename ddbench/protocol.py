@@ -93,7 +93,7 @@ class ProtocolCard:
     quick: bool = False  # a smoke-test card: never published on the leaderboard
     mean: tuple[float, ...] = ()  # normalisation constants of the card's reference code; () = the dataset's
     std: tuple[float, ...] = ()
-    precision: Precision = "fp32"  # fp32 (the field's tables), tf32 or bf16: part of the protocol
+    precision: Precision = "fp32"  # fp32 (the field's tables) or tf32: part of the protocol
     init: Init = ""  # dd-native cards: "random" (fresh networks per seed) or "fixed" (the set's own init)
     budget: int = 0  # ssl-transfer cards: images in the set (they have no per-class IPC)
     pretrain: PretrainRecipe | None = None
@@ -112,8 +112,7 @@ class ProtocolCard:
         for key, empty in (("init", ""), ("budget", 0), ("pretrain", None), ("probe", None), ("baselines", ()),
                            ("precision", "fp32"), ("mean", ()), ("std", ())):
             if data[key] == empty:
-                data.pop(key)
-  # fields of other kinds stay out, so each kind's hashes stay as they were
+                data.pop(key)  # fields of other kinds, and defaults added later, stay out: old hashes stay as they were
         data.pop("baselines", None)  # which baselines print beside a method does not change any row
         return data
 

@@ -36,7 +36,7 @@ class Row(TypedDict, total=False):
     protocol_hash: str
     protocol_standard: bool
     protocol_overrides: dict[str, Any]
-    precision: str  # the card's precision policy the network ran under: fp32, tf32 or bf16
+    precision: str  # the card's precision policy the network ran under: fp32 or tf32
     precision_detail: str  # what was in effect on the device (e.g. "cuda: matmul fp32, conv tf32")
     dataset: str
     data_fingerprint: str  # sha256 of the dataset arrays the row was made on
@@ -113,8 +113,7 @@ class ResultStore:
 
     def check_writable(self) -> None:
         """Refuse, before any work, a store that cannot be written (one line, not a failure after training)."""
-        target = self.path if self.path.exists() else self.directory
-        probe = target
+        probe = self.path
         while not probe.exists():  # the nearest existing ancestor decides whether the folders can be made
             probe = probe.parent
         if self.directory.exists() and not self.directory.is_dir():

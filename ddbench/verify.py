@@ -3,9 +3,8 @@
 The row names everything needed: its card (id and hash), method and config (or, for a set
 evaluated from a file, the set's content hash), arch, seed and the data's fingerprint. The
 network is trained again from scratch in a private store and cache (the set distilled anew), and
-the accuracy compared: bitwise where the device (CPU model and threads, or GPU) and torch version
-match the row's, else
-within a stated tolerance.
+the accuracy compared: bitwise where the device (CPU model and threads, or GPU), torch version and
+batch mode match the row's, else within a stated tolerance.
 """
 from __future__ import annotations
 
@@ -27,7 +26,7 @@ TOLERANCE = 0.5  # accuracy points, across devices or library versions (float no
 class Verdict:
     row: dict[str, Any]
     accuracy: float
-    bitwise: bool  # the comparison was exact (same device type and torch version)
+    bitwise: bool  # the comparison was exact (same device, torch version and batch mode)
     reproduced: bool
 
     def line(self) -> str:
@@ -71,7 +70,7 @@ def verify_row(row: dict[str, Any], device: torch.device, data_root: str | Path 
         else:
             method = create_method(row["method"], **row["method_config"])
             rows = evaluate_method(method, card, opts)
-    (again,) = [r for r in rows if r["seed"] == row["seed"] and r.get("task", "") == row.get("task", "")][:1] or [None]
+    again = next((r for r in rows if r["seed"] == row["seed"] and r.get("task", "") == row.get("task", "")), None)
     if again is None:
         raise DDBenchError("the re-run produced no row for that seed")
     if row.get("data_fingerprint") and again["data_fingerprint"] != row["data_fingerprint"]:

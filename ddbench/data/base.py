@@ -87,7 +87,7 @@ class ImageDataset:
     std: tuple[float, ...]
     source: str = ""
     fingerprint: str = ""  # data_fingerprint of the arrays
-    complete: bool = True  # False: a partial copy (split sizes differ from the dataset's); its rows are non-standard
+    complete: bool = True  # False: a partial copy (other split sizes, or a class without images); rows non-standard
 
     def class_counts(self) -> torch.Tensor:
         return torch.bincount(self.y_train, minlength=self.num_classes)
