@@ -108,11 +108,56 @@ def _summary(rows: list[dict[str, Any]]) -> str:
     return tabulate(table, headers=headers, tablefmt="github")
 
 
+def _methods(text: str | None, cfg: dict[str, str]) -> list:
+    """--method NAME or a comma list. --cfg KEY=VALUE goes to every method, --cfg METHOD.KEY=VALUE to one."""
+    from ddbench.registry import create_method
+
+    names = [n.strip().lower() for n in (text or "").split(",") if n.strip()]
+    scoped = {k for k in cfg if "." in k and k.split(".", 1)[0] in names}
+    unknown = sorted(k.split(".", 1)[0] for k in cfg if "." in k and k not in scoped)
+    if unknown:
+        raise DDBenchError(f"--cfg {unknown[0]}.KEY=VALUE names a method not given to --method ({', '.join(names)})")
+    shared = {k: v for k, v in cfg.items() if k not in scoped}
+    return [create_method(name, **shared, **{k.split(".", 1)[1]: v for k, v in cfg.items()
+                                             if k in scoped and k.split(".", 1)[0] == name}) for name in names]
+
+
+def _executor(args: argparse.Namespace):
+    from ddbench.executors import make_executor
+
+    if args.workers is not None and args.workers < 1:
+        raise DDBenchError(f"--workers must be 1 or more, got {args.workers}")
+    if args.threads_per_task is not None and args.threads_per_task < 1:
+        raise DDBenchError(f"--threads-per-task must be 1 or more, got {args.threads_per_task}")
+    return make_executor(args.executor, args.address, args.workers, args.threads_per_task)
+
+
+def _run_sweep(requests: list, opts: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Build the job graph of `requests`; print its plan (--plan) or run it; the rows they cover."""
+    from ddbench.sweep import build_sweep, collect, plan
+
+    executor = _executor(args)
+    sweep = build_sweep(requests, opts, executor.seeds_per_task)
+    if args.plan:
+        print(plan(sweep, executor.name))
+        return []
+    summary = None
+    if any(not t.done for t in sweep.graph.order()):
+        summary = executor.run(sweep)
+        _log(summary.line())
+    rows = [row for req in requests for row in collect(req, opts)]
+    if summary is not None and summary.failed:
+        if rows:
+            print(_summary(rows))
+        summary.raise_if_failed()
+    return rows
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ddbench.distilled import DistilledSet
-    from ddbench.evaluate import evaluate_method, evaluate_set
     from ddbench.protocol import load_protocol
     from ddbench.registry import create_method
+    from ddbench.sweep import Request
 
     if bool(args.method) == bool(args.distilled):
         raise DDBenchError("evaluate takes exactly one of --method NAME or --distilled PATH")
@@ -120,12 +165,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cfg = _parse_cfg(args.cfg)
     if args.teacher:
         cfg["teacher"] = args.teacher
-    method = create_method(args.method, **cfg) if args.method else None
+    methods = _methods(args.method, cfg) if args.method else []
+    if args.method and not methods:
+        raise DDBenchError("--method needs a name (see `ddbench list methods`)")
     cards = _protocols(args.protocol)
     if not cards:
         if args.distilled:
             raise DDBenchError("--distilled needs --protocol: the card the set is evaluated under")
-        quick = load_protocol(type(method).quick_card)
+        quick = load_protocol(type(methods[0]).quick_card)
         _log(QUICK_NOTE.replace("digits-quick", quick.id))
         cards = [quick]
     cards = [card.with_overrides(epochs=args.epochs) for card in cards]
@@ -133,39 +180,52 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     opts = _options(args)
     opts.external = dset is not None  # a set from a file: its method name is a claim
     _log(f"device: {opts.device}; results: {opts.store.path}")
-    rows: list[dict[str, Any]] = []
+    requests: list[Request] = []
     for card in cards:
         if card.overrides:
             _log(f"{card.id}: recipe changed by flag ({card.overrides}); rows are marked non-standard and kept off the leaderboard")
-        rows += evaluate_method(method, card, opts) if method else evaluate_set(dset, card, opts)
-        if method and card.baselines and method.name not in card.baselines and not args.no_baselines:
-            _log(f"{card.id}: evaluating the card's baselines ({', '.join(card.baselines)}) beside {method.name}")
-            for name in card.baselines:  # cached and resumable like any method; --cfg applies to the method only
-                rows += evaluate_method(create_method(name), card, opts)
-    print(_summary(rows))
+        if dset is not None:
+            requests.append(Request(card, dset=dset, external=True))
+        requests += [Request(card, method=m) for m in methods]
+        names = {m.name for m in methods}
+        extra = list(card.baselines) if methods and not args.no_baselines and not names & set(card.baselines) else []
+        if extra:
+            _log(f"{card.id}: evaluating the card's baselines ({', '.join(extra)}) beside {', '.join(sorted(names))}")
+            requests += [Request(card, method=create_method(n)) for n in extra]  # --cfg applies to the methods only
+    rows = _run_sweep(requests, opts, args)
+    if not args.plan:
+        print(_summary(rows))
     return 0
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
-    from ddbench.data import load_dataset
-    from ddbench.evaluate import EvalOptions, distill_cached, set_cache_path, snapshot_path
-    from ddbench.paths import atomic_write, default_results_dir
+    from ddbench.distilled import DistilledSet
+    from ddbench.evaluate import EvalOptions, set_cache_path, snapshot_path
+    from ddbench.paths import atomic_write, user_cache_root
     from ddbench.protocol import load_protocol
     from ddbench.provenance import pick_device
     from ddbench.registry import create_method
-    from ddbench.results import ResultStore
+    from ddbench.sweep import build_distill_sweep, plan
 
     card = load_protocol(args.protocol)
     method = create_method(args.method, **_parse_cfg(args.cfg))
     snapshots = _parse_snapshots(args.snapshots)
-    opts = EvalOptions(device=pick_device(args.device), store=ResultStore(default_results_dir()),
-                       data_root=args.data_root, progress=not args.no_progress, snapshots=snapshots)
-    train = load_dataset(card.dataset, args.data_root)
-    dset = distill_cached(method, card, train, args.seed, opts)
+    opts = EvalOptions(device=pick_device(args.device), store=None, data_root=args.data_root,
+                       progress=not args.no_progress, snapshots=snapshots, cache_dir=user_cache_root())
+    executor = _executor(args)
+    sweep = build_distill_sweep(method, card, args.seed, opts)
+    if args.plan:
+        print(plan(sweep, executor.name))
+        return 0
+    if any(not t.done for t in sweep.graph.order()):
+        summary = executor.run(sweep)
+        summary.raise_if_failed()
+    train = sweep.datasets[card.dataset]
+    cached_final = set_cache_path(method, card, train, args.seed, opts)
+    dset = DistilledSet.load(cached_final)
     out = dset.save(args.out)
     print(f"wrote {out}: {len(dset.images)} images {'×'.join(map(str, dset.image_shape))}, {dset.label_mode} labels, "
           f"set id {dset.set_id} (distilled in {dset.extra.get('distill_time_s', 0):.1f} s)")
-    cached_final = set_cache_path(method, card, train, args.seed, opts)
     for step in snapshots:
         cached = snapshot_path(cached_final, step)
         if not cached.is_file():
@@ -311,14 +371,24 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data-root", help="where datasets live (default: $DDBENCH_DATA or ~/.cache/ddbench/data)")
         p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
+    def scale(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help="run the job graph in this process (default) or on Ray (pip install -e '.[ray]')")
+        p.add_argument("--address", help="Ray: an existing cluster's HOST:PORT (default: start a local instance)")
+        p.add_argument("--workers", type=int, help="Ray, local instance: tasks at once (default: CPUs / threads per task)")
+        p.add_argument("--threads-per-task", type=int, help="CPU threads per task (Ray default 1; local: torch's default)")
+        p.add_argument("--plan", action="store_true", help="print the job graph (tasks per stage, cached, estimated "
+                                                           "device-hours) and stop")
+
     ev = sub.add_parser("evaluate", help="evaluate a method or a distilled set under protocol cards")
-    ev.add_argument("--method", help="registered method name (see `ddbench list methods`)")
+    ev.add_argument("--method", help="registered method name(s), comma-separated (see `ddbench list methods`)")
     ev.add_argument("--distilled", help="path to a distilled set (.safetensors) made anywhere")
     ev.add_argument("--protocol", nargs="+", help="card id(s), wildcards or .toml paths (default: the quick digits card)")
     ev.add_argument("--arch", action="append", help="architecture(s); comma lists and wildcards (default: the card's)")
     ev.add_argument("--seeds", type=int, help="number of evaluation seeds, 0..N-1 (default: the card's)")
     ev.add_argument("--epochs", type=int, help="shorter recipe for quick checks; rows are marked non-standard")
-    ev.add_argument("--cfg", action="append", metavar="KEY=VALUE", help="method option (repeatable)")
+    ev.add_argument("--cfg", action="append", metavar="KEY=VALUE",
+                    help="method option (repeatable); METHOD.KEY=VALUE for one of several methods")
     ev.add_argument("--results", help="result store directory (default: $DDBENCH_RESULTS, else a per-user store, "
                                       "~/.local/share/ddbench/results; name leaderboard/ to publish)")
     ev.add_argument("--no-baselines", action="store_true", help="skip the baselines an ssl-transfer card lists")
@@ -326,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-mode", choices=("auto", "loop", "vmap"), default="auto",
                     help="train seeds one by one, stacked with vmap, or pick the faster by timing (default)")
     common(ev)
+    scale(ev)
     ev.set_defaults(func=cmd_evaluate)
 
     di = sub.add_parser("distill", help="distil a set with a method under a card and save it")
@@ -337,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     di.add_argument("--snapshots", metavar="N,M,...",
                     help="also write the set after these outer steps (iterations; DD: epochs) as OUT-stepN.safetensors")
     common(di)
+    scale(di)
     di.set_defaults(func=cmd_distill)
 
     ls = sub.add_parser("list", help="list methods, protocols, archs or datasets")

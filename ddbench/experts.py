@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,18 +111,38 @@ def ensure_experts(count: int, arch: str, train: ImageDataset, space: ImageSpace
     missing = [s for s in range(count) if s not in set(bank.seeds())]
     if len(missing) < count:
         log.info(f"reusing {count - len(missing)} cached expert trajectories in {bank.directory}")
-    if not missing:
-        return bank, 0
+    for start in range(0, len(missing), group):
+        train_experts(bank, missing[start : start + group], count, arch, train, space, recipe, device, progress, targets)
+    return bank, len(missing)
+
+
+def train_experts(bank: ExpertBank, seeds: list[int], count: int, arch: str, train: ImageDataset, space: ImageSpace,
+                  recipe: ExpertRecipe, device: torch.device, progress: bool = True,
+                  targets: torch.Tensor | None = None) -> None:
+    """Train the experts `seeds` (of `count`) together and save each one's trajectory into `bank`."""
     x = space.from_uint8(train.x_train, device)
     y = (targets if targets is not None else train.y_train).to(device)
     outputs = y.shape[1] if y.dim() == 2 else train.num_classes
     augment = DSA(recipe.dsa_strategy) if recipe.dsa_strategy != "none" else None
     meta = {"arch": arch, "dataset": train.name, "recipe": dataclasses.asdict(recipe)}
-    for start in range(0, len(missing), group):
-        seeds = missing[start : start + group]
-        trajectories = train_trajectories(arch, seeds, x, y, recipe.train_recipe(), recipe.epochs, outputs, augment,
-                                          progress=progress, desc=f"experts {seeds[0]}-{seeds[-1]} of {count}",
-                                          label_mode="regression" if recipe.loss == "mse" else "hard")
-        for seed, trajectory in zip(seeds, trajectories):
-            bank.save(seed, trajectory, {**meta, "seed": seed})
-    return bank, len(missing)
+    start = time.perf_counter()
+    trajectories = train_trajectories(arch, seeds, x, y, recipe.train_recipe(), recipe.epochs, outputs, augment,
+                                      progress=progress, desc=f"experts {seeds[0]}-{seeds[-1]} of {count}",
+                                      label_mode="regression" if recipe.loss == "mse" else "hard")
+    seconds = (time.perf_counter() - start) / len(seeds)
+    for seed, trajectory in zip(seeds, trajectories):
+        bank.save(seed, trajectory, {**meta, "seed": seed, "seconds": round(seconds, 3), "device": str(device)})
+
+
+def recorded_seconds(bank: ExpertBank) -> float | None:
+    """The mean training time of the bank's experts made so far, where their files recorded it."""
+    times = []
+    for seed in bank.seeds():
+        try:
+            with safe_open(str(bank.path(seed)), framework="pt") as handle:
+                meta = json.loads((handle.metadata() or {}).get("ddbench", "{}"))
+        except Exception:  # an unreadable entry says nothing about time
+            continue
+        if isinstance(meta.get("seconds"), (int, float)):
+            times.append(float(meta["seconds"]))
+    return sum(times) / len(times) if times else None

@@ -12,10 +12,11 @@ from typing import Any
 
 import torch
 
+from ddbench.artefacts import expert_artefacts, teacher_artefact
 from ddbench.barlow import BarlowRecipe
 from ddbench.data import ImageDataset
 from ddbench.experts import ExpertBank, ExpertRecipe, ensure_experts
-from ddbench.method import DistillContext
+from ddbench.method import Artefact, DistillContext
 from ddbench.teacher import TeacherSpec, teacher_representations
 from ddbench.unroll import FlatNetwork
 
@@ -38,19 +39,37 @@ class KDSetup:
     arch: str
 
 
+def _teacher_spec(cfg: dict[str, Any]) -> TeacherSpec:
+    return TeacherSpec(arch=cfg["teacher_arch"], stem_padding=cfg["teacher_stem_padding"], checkpoint=cfg["teacher"],
+                       barlow=BarlowRecipe(epochs=cfg["teacher_epochs"], batch_size=cfg["teacher_batch"]))
+
+
+def _expert_recipe(cfg: dict[str, Any]) -> ExpertRecipe:
+    return ExpertRecipe(epochs=cfg["expert_train_epochs"], lr=cfg["expert_lr"], batch_size=cfg["expert_batch"],
+                        dsa_strategy="none", momentum=cfg["expert_momentum"], weight_decay=cfg["expert_wd"], loss="mse")
+
+
 def teacher_targets(train: ImageDataset, ctx: DistillContext) -> KDSetup:
     cfg = ctx.config
-    spec = TeacherSpec(arch=cfg["teacher_arch"], stem_padding=cfg["teacher_stem_padding"], checkpoint=cfg["teacher"],
-                       barlow=BarlowRecipe(epochs=cfg["teacher_epochs"], batch_size=cfg["teacher_batch"]))
-    reps, reps_id = teacher_representations(spec, train, ctx.space, 0, ctx.device, ctx.cache_dir,
+    reps, reps_id = teacher_representations(_teacher_spec(cfg), train, ctx.space, 0, ctx.device, ctx.cache_dir,
                                             progress=ctx.progress)
     return KDSetup(reps, reps_id, cfg["arch"] or ctx.card.archs[0])
 
 
+def kd_artefacts(train: ImageDataset, ctx: DistillContext, experts: bool = True) -> list[Artefact]:
+    """The teacher and (with `experts`) the KD experts, as job-graph tasks."""
+    cfg = ctx.config
+    spec = _teacher_spec(cfg)
+    teacher, key = teacher_artefact(spec, train, ctx.space, 0)
+    if not experts:
+        return [teacher]
+    return [teacher, *expert_artefacts(cfg["num_experts"], cfg["arch"] or ctx.card.archs[0], train, ctx.space,
+                                       _expert_recipe(cfg), ctx.cache_dir, teacher=(spec, ctx.space, 0), teacher_key=key)]
+
+
 def kd_experts(train: ImageDataset, ctx: DistillContext, setup: KDSetup) -> ExpertBank:
     cfg = ctx.config
-    recipe = ExpertRecipe(epochs=cfg["expert_train_epochs"], lr=cfg["expert_lr"], batch_size=cfg["expert_batch"],
-                          dsa_strategy="none", momentum=cfg["expert_momentum"], weight_decay=cfg["expert_wd"], loss="mse")
+    recipe = _expert_recipe(cfg)
     bank, _ = ensure_experts(cfg["num_experts"], setup.arch, train, ctx.space, recipe, ctx.device, ctx.cache_dir,
                              progress=ctx.progress, targets=setup.reps, targets_id=setup.reps_id)
     return bank

@@ -73,6 +73,25 @@ class DistillContext:
         return self.make_set(images, train.y_train[indices].clone(), train, indices=indices.tolist())
 
 
+@dataclass(frozen=True)
+class Artefact:
+    """Something a distillation needs that is made on its own, ahead of it, and cached: one expert
+    trajectory, a teacher, a selection network. The job graph runs each as its own task.
+
+    `build(train, ctx)` makes it under `ctx.cache_dir`; `files(cache_dir)` lists what it leaves
+    there (all present = cached). Both must pickle (module-level functions, functools.partial), so
+    that a Ray worker can run them. Equal keys are one artefact, shared by every method and card."""
+
+    stage: str  # "experts", "teacher", "selection", ...
+    key: str
+    label: str
+    build: Callable[[ImageDataset, "DistillContext"], None]
+    files: Callable[[Path], list[Path]]
+    deps: tuple[str, ...] = ()
+    flops: float | None = None  # estimated work, for `--plan`
+    seconds: float | None = None  # measured on earlier runs, where known
+
+
 class Method:
     """Base class: subclass, set `default_cfg`, implement `distill`, decorate with @register_method."""
 
@@ -106,6 +125,16 @@ class Method:
     def identity_config(self, card: ProtocolCard) -> dict[str, Any]:
         """The config that decides the result (runtime options left out): what run ids and caches hash."""
         return {k: v for k, v in self.config_for(card).items() if k not in self.runtime_cfg}
+
+    def artefacts(self, train: ImageDataset, ctx: DistillContext) -> list[Artefact]:
+        """What `distill` will need that can be made ahead, as separate tasks (default: nothing).
+
+        `distill` must still work without them (it finds them cached, or makes them itself)."""
+        return []
+
+    def distill_flops(self, train: ImageDataset, ctx: DistillContext) -> float | None:
+        """An estimate of the distillation's floating-point work, for `--plan` (default: unknown)."""
+        return None
 
     def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
         raise NotImplementedError

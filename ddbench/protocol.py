@@ -81,7 +81,7 @@ class ProbeRecipe:
 class ProtocolCard:
     id: str
     version: int
-    kind: Kind
+    kind: str  # a registered protocol kind (ddbench.kinds): supervised, dd-native, ssl-transfer, or a plug-in's
     dataset: str
     ipc: int
     archs: tuple[str, ...]
@@ -249,7 +249,9 @@ def _check_card(card: ProtocolCard, origin: str) -> None:
 
     _need(bool(_ID.match(card.id)), origin, f"id must be lower-case letters, digits, '.', '_' or '-', got {card.id!r}")
     _need(card.version >= 1, origin, f"version must be 1 or more, got {card.version}")
-    _need(card.kind in KINDS, origin, f"kind must be one of {KINDS}, got '{card.kind}'")
+    from ddbench.kinds import kind_names
+
+    _need(card.kind in kind_names(), origin, f"kind must be one of {kind_names()}, got '{card.kind}'")
     _need(card.init in INITS and (card.kind == "dd-native") == bool(card.init), origin,
           "dd-native cards need init = random or fixed; other cards none")
     _need(card.labels in LABEL_MODES, origin, f"labels must be one of {LABEL_MODES}, got '{card.labels}'")

@@ -92,10 +92,15 @@ def _key(arch: str, train: ImageDataset, space: ImageSpace, recipe: RealTrainRec
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def real_network_path(arch: str, train: ImageDataset, space: ImageSpace, recipe: RealTrainRecipe, seed: int,
+                      cache_dir: Path) -> Path:
+    return cache_dir / "networks" / f"{train.name}-{arch}-{_key(arch, train, space, recipe, seed)}.safetensors"
+
+
 def cached_real_network(arch: str, train: ImageDataset, space: ImageSpace, recipe: RealTrainRecipe, seed: int,
                         device: torch.device, cache_dir: Path, progress: bool = True) -> nn.Module:
     """train_on_real, reusing a network trained earlier with the same inputs."""
-    path = cache_dir / "networks" / f"{train.name}-{arch}-{_key(arch, train, space, recipe, seed)}.safetensors"
+    path = real_network_path(arch, train, space, recipe, seed, cache_dir)
     model = init_network(arch, seed, train.num_classes, train.channels, train.image_size)
     if path.is_file():
         try:
@@ -124,6 +129,14 @@ def embed(model: nn.Module, x: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
     """`features` of every image of `x`, in eval mode and in chunks."""
     model.eval()
     return torch.cat([features(model, x[start : start + chunk]) for start in range(0, len(x), chunk)])
+
+
+def selection_artefacts(train: ImageDataset, ctx: "DistillContext") -> list:
+    """The selection network `class_embeddings` uses, as a job-graph task."""
+    from ddbench.artefacts import selection_artefact
+
+    arch, recipe = selection_setup(ctx.config, ctx.card.archs[0])
+    return [selection_artefact(arch, train, ctx.space, recipe, ctx.seed, ctx.cache_dir)]
 
 
 def class_embeddings(train: ImageDataset, ctx: "DistillContext") -> tuple[torch.Tensor, torch.Tensor]:

@@ -107,7 +107,7 @@ class TeacherSpec:
     barlow: BarlowRecipe = BarlowRecipe()
 
 
-def _key(spec: TeacherSpec, train: ImageDataset, space: ImageSpace, seed: int) -> str:
+def teacher_key(spec: TeacherSpec, train: ImageDataset, space: ImageSpace, seed: int) -> str:
     ident = [TEACHER_VERSION, train.name, train.fingerprint or train.source, int(train.x_train.shape[0]),
              dataclasses.asdict(spec), list(space.mean), list(space.std), seed]
     if spec.checkpoint:
@@ -121,7 +121,7 @@ def _key(spec: TeacherSpec, train: ImageDataset, space: ImageSpace, seed: int) -
 def teacher_representations(spec: TeacherSpec, train: ImageDataset, space: ImageSpace, seed: int, device: torch.device,
                             cache_dir: Path, progress: bool = True) -> tuple[torch.Tensor, str]:
     """(N, 512) representations of the training images and their content id; teacher and reps are cached."""
-    key = _key(spec, train, space, seed)
+    key = teacher_key(spec, train, space, seed)
     folder = cache_dir / "teachers" / f"{train.name}-{key}"
     reps_path, weights_path = folder / "representations.safetensors", folder / "teacher.safetensors"
     if reps_path.is_file():

@@ -15,8 +15,8 @@ from __future__ import annotations
 from ddbench.coreset import herding, select_per_class
 from ddbench.data import ImageDataset
 from ddbench.distilled import DistilledSet
-from ddbench.method import DistillContext, Method
-from ddbench.realtrain import SELECTION_OPTIONS, class_embeddings
+from ddbench.method import Artefact, DistillContext, Method
+from ddbench.realtrain import SELECTION_OPTIONS, class_embeddings, selection_artefacts
 from ddbench.registry import register_method
 
 
@@ -26,6 +26,9 @@ class Herding(Method):
 
     name = "herding"
     default_cfg = dict(SELECTION_OPTIONS)
+
+    def artefacts(self, train: ImageDataset, ctx: DistillContext) -> list[Artefact]:
+        return selection_artefacts(train, ctx)
 
     def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
         features, labels = class_embeddings(train, ctx)

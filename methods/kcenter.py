@@ -10,8 +10,8 @@ from __future__ import annotations
 from ddbench.coreset import k_center_greedy, select_per_class
 from ddbench.data import ImageDataset
 from ddbench.distilled import DistilledSet
-from ddbench.method import DistillContext, Method
-from ddbench.realtrain import SELECTION_OPTIONS, class_embeddings
+from ddbench.method import Artefact, DistillContext, Method
+from ddbench.realtrain import SELECTION_OPTIONS, class_embeddings, selection_artefacts
 from ddbench.registry import register_method
 
 
@@ -21,6 +21,9 @@ class KCenter(Method):
 
     name = "kcenter"
     default_cfg = dict(SELECTION_OPTIONS)
+
+    def artefacts(self, train: ImageDataset, ctx: DistillContext) -> list[Artefact]:
+        return selection_artefacts(train, ctx)
 
     def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
         features, labels = class_embeddings(train, ctx)

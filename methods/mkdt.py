@@ -34,11 +34,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ddbench.cost import unrolled_flops
 from ddbench.data import ImageDataset
 from ddbench.distilled import DistilledSet
 from ddbench.errors import DDBenchError
-from ddbench.kd import DIGITS_BUDGET, KD_OPTIONS, SSL_QUICK, high_loss_indices, kd_experts, teacher_targets
-from ddbench.method import DistillContext, Method
+from ddbench.kd import DIGITS_BUDGET, KD_OPTIONS, SSL_QUICK, high_loss_indices, kd_artefacts, kd_experts, teacher_targets
+from ddbench.method import Artefact, DistillContext, Method
 from ddbench.registry import register_method
 from ddbench.unroll import FlatNetwork, matching_iteration
 
@@ -67,10 +68,18 @@ class MKDT(Method):
         "digits*": {**DIGITS_BUDGET, **_budget(100, 10, 2, 1e-3), "lr_lr": 1e-6},
     }
 
+    def artefacts(self, train: ImageDataset, ctx: DistillContext) -> list[Artefact]:
+        _check_budget(ctx.config)
+        return kd_artefacts(train, ctx)
+
+    def distill_flops(self, train: ImageDataset, ctx: DistillContext) -> float | None:
+        cfg = ctx.config
+        return unrolled_flops(cfg["arch"] or ctx.card.archs[0], 512, train, cfg["iterations"], cfg["syn_steps"],
+                              cfg["batch_syn"] or ctx.card.budget)
+
     def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
         cfg, device = ctx.config, ctx.device
-        if cfg["max_start_epoch"] + cfg["expert_epochs"] > cfg["expert_train_epochs"]:
-            raise DDBenchError("mkdt: max_start_epoch + expert_epochs exceeds the expert epochs")
+        _check_budget(cfg)
         setup = teacher_targets(train, ctx)
         bank = kd_experts(train, ctx, setup)
         init = high_loss_indices(train, ctx, setup, bank, ctx.card.budget)
@@ -100,3 +109,8 @@ class MKDT(Method):
                                              checkpoint=cfg["checkpoint"]))
             ctx.snapshot(it + 1, current_set)
         return current_set()
+
+
+def _check_budget(cfg: dict) -> None:
+    if cfg["max_start_epoch"] + cfg["expert_epochs"] > cfg["expert_train_epochs"]:
+        raise DDBenchError("mkdt: max_start_epoch + expert_epochs exceeds the expert epochs")

@@ -35,12 +35,14 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ddbench.artefacts import expert_artefacts
 from ddbench.augment import DSA
+from ddbench.cost import unrolled_flops
 from ddbench.data import ImageDataset
 from ddbench.distilled import DistilledSet
 from ddbench.errors import DDBenchError
 from ddbench.experts import ExpertRecipe, ensure_experts
-from ddbench.method import DistillContext, Method
+from ddbench.method import Artefact, DistillContext, Method
 from ddbench.preprocess import ZCA, ImageSpace
 from ddbench.registry import register_method
 from ddbench.unroll import FlatNetwork, matching_iteration
@@ -78,17 +80,30 @@ class MTT(Method):
         "digits*": {"iterations": 200, "num_experts": 5, "expert_train_epochs": 20, **_table(20, 2, 5, 100.0, 1e-7, False)},
     }
 
-    def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
+    def _experts(self, train: ImageDataset, ctx: DistillContext) -> tuple[str, ImageSpace, ExpertRecipe]:
+        """The experts' arch, image space and recipe (checked against the matching window)."""
         cfg = ctx.config
-        device = ctx.device
-        space = _space(train, ctx)
-        arch = cfg["arch"] or ctx.card.archs[0]
         strategy = ctx.card.train.dsa_strategy if cfg["dsa"] else "none"
         recipe = ExpertRecipe(epochs=cfg["expert_train_epochs"], lr=cfg["expert_lr"], batch_size=cfg["expert_batch"],
                               dsa_strategy=strategy)
         if cfg["max_start_epoch"] + cfg["expert_epochs"] > recipe.epochs:
             raise DDBenchError(f"mtt: max_start_epoch + expert_epochs ({cfg['max_start_epoch']} + {cfg['expert_epochs']}) "
                                f"exceeds the {recipe.epochs} expert epochs")
+        return cfg["arch"] or ctx.card.archs[0], _space(train, ctx), recipe
+
+    def artefacts(self, train: ImageDataset, ctx: DistillContext) -> list[Artefact]:
+        arch, space, recipe = self._experts(train, ctx)
+        return expert_artefacts(ctx.config["num_experts"], arch, train, space, recipe, ctx.cache_dir)
+
+    def distill_flops(self, train: ImageDataset, ctx: DistillContext) -> float | None:
+        cfg = ctx.config
+        return unrolled_flops(cfg["arch"] or ctx.card.archs[0], train.num_classes, train, cfg["iterations"],
+                              cfg["syn_steps"], cfg["batch_syn"] or ctx.card.ipc * train.num_classes)
+
+    def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
+        cfg = ctx.config
+        device = ctx.device
+        arch, space, recipe = self._experts(train, ctx)
         bank, _ = ensure_experts(cfg["num_experts"], arch, train, space, recipe, device, ctx.cache_dir,
                                  progress=ctx.progress)
 
@@ -104,7 +119,7 @@ class MTT(Method):
         opt_img = torch.optim.SGD([images], lr=cfg["lr_img"], momentum=0.5)
         opt_lr = torch.optim.SGD([syn_lr], lr=cfg["lr_lr"], momentum=0.5)
         student = FlatNetwork(arch, train.num_classes, train.channels, train.image_size)
-        augment = DSA(strategy) if cfg["dsa"] else None
+        augment = DSA(recipe.dsa_strategy) if cfg["dsa"] else None
         batch_syn = cfg["batch_syn"] or len(labels)
         losses: list[float] = []
 

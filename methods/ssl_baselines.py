@@ -13,8 +13,8 @@ import torch
 
 from ddbench.data import ImageDataset
 from ddbench.distilled import DistilledSet
-from ddbench.kd import DIGITS_BUDGET, KD_OPTIONS, SSL_QUICK, high_loss_indices, kd_experts, teacher_targets
-from ddbench.method import DistillContext, Method
+from ddbench.kd import DIGITS_BUDGET, KD_OPTIONS, SSL_QUICK, high_loss_indices, kd_artefacts, kd_experts, teacher_targets
+from ddbench.method import Artefact, DistillContext, Method
 from ddbench.registry import register_method
 
 _TINY = {"tinyimagenet-ssl-*": {"arch": "convnetd4"}, "digits*": DIGITS_BUDGET}
@@ -71,6 +71,9 @@ class KDRandom(_KDBaseline):
 
     name = "kd-random"
 
+    def artefacts(self, train: ImageDataset, ctx: DistillContext) -> list[Artefact]:
+        return kd_artefacts(train, ctx, experts=False)
+
     def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
         return _kd_set(train, ctx, _random_subset(train, ctx), teacher_targets(train, ctx).reps)
 
@@ -80,6 +83,9 @@ class KDHighLoss(_KDBaseline):
     """MKDT's high-loss subset without distillation, pre-trained on its teacher representations."""
 
     name = "kd-highloss"
+
+    def artefacts(self, train: ImageDataset, ctx: DistillContext) -> list[Artefact]:
+        return kd_artefacts(train, ctx)
 
     def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
         setup = teacher_targets(train, ctx)

@@ -1,0 +1,101 @@
+"""The job graph (in-process): shared artefacts, pruning of what is cached, failures that stop only
+their dependants, and a new protocol kind as one registered class."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ddbench.cli import main
+from ddbench.evaluate import EvalOptions
+from ddbench.protocol import load_protocol
+from ddbench.registry import create_method
+from ddbench.results import ResultStore
+from ddbench.sweep import Request, build_sweep
+
+CARDS = Path(__file__).parent / "cards"
+
+
+def _opts(tmp_path: Path, **kw) -> EvalOptions:
+    return EvalOptions(device=torch.device("cpu"), store=ResultStore(tmp_path / "lb"), cache_dir=tmp_path / "cache",
+                       progress=False, **kw)
+
+
+def _stages(sweep) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for task in sweep.graph.order():
+        if not task.done:
+            out[task.stage] = out.get(task.stage, 0) + 1
+    return out
+
+
+def test_cards_share_experts_and_cached_sets_need_none(tmp_path):
+    mtt = create_method("mtt", num_experts=3)
+    quick, ipc1 = load_protocol("digits-quick"), load_protocol(str(CARDS / "digits-ipc1.toml"))
+    assert mtt.config_for(quick)["expert_train_epochs"] == mtt.config_for(ipc1)["expert_train_epochs"]
+    opts = _opts(tmp_path, seeds=2)
+    sweep = build_sweep([Request(quick, method=mtt), Request(ipc1, method=mtt)], opts)
+    # one expert task per trajectory, shared by both cards; one distillation per card; one evaluation per card and arch
+    assert _stages(sweep) == {"experts": 3, "distill": 2, "evaluate": 2}
+    distills = [t for t in sweep.graph.order() if t.stage == "distill"]
+    assert all(len(t.deps) == 3 for t in distills) and distills[0].deps == distills[1].deps
+    per_seed = build_sweep([Request(quick, method=mtt)], opts, seeds_per_task=1)
+    assert _stages(per_seed) == {"experts": 3, "distill": 1, "evaluate": 2}
+    # a cached set: its distillation and the experts only it needed drop out of the graph
+    for path in distills[0].action.outputs(opts.cache_dir):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    assert _stages(build_sweep([Request(quick, method=mtt)], opts)) == {"evaluate": 1}
+    assert _stages(build_sweep([Request(quick, method=mtt), Request(ipc1, method=mtt)], opts)) == \
+        {"experts": 3, "distill": 1, "evaluate": 2}
+
+
+def test_a_failing_distillation_stops_only_its_dependants(tmp_path, capsys):
+    code = main(["evaluate", "--method", "random,mtt", "--protocol", "digits-quick", "--epochs", "5", "--seeds", "2",
+                 "--cfg", "mtt.lr_lr=1.0", "--cfg", "mtt.iterations=20", "--cfg", "mtt.num_experts=2",
+                 "--cfg", "mtt.expert_train_epochs=8", "--results", str(tmp_path / "lb"), "--no-progress"])
+    captured = capsys.readouterr()
+    err = captured.err.splitlines()
+    assert code == 2, err
+    assert err[-1].startswith("ddbench: error: mtt diverged at iteration"), err[-3:]
+    assert any("sweep: " in line and "1 failed, 1 not run" in line for line in err), err
+    assert sum("not run, it needs distill mtt digits-quick seed 0" in line for line in err) == 1
+    rows = [json.loads(line) for line in (tmp_path / "lb" / "results.jsonl").read_text().splitlines()]
+    assert sorted((r["method"], r["seed"]) for r in rows) == [("random", 0), ("random", 1)]  # the rest went on
+    assert "random" in captured.out  # the rows that exist are still shown
+
+
+def test_a_new_protocol_kind_is_one_registered_class(tmp_path):
+    from ddbench.kinds import _KINDS, ProtocolKind, make_row, register_kind
+
+    @register_kind
+    class CountImages(ProtocolKind):  # a toy kind: a row per seed, "accuracy" = images in the set
+        name = "count-images"
+
+        def run(self, job, card, train, rt, base_row, emit):
+            emit([make_row(base_row, job.sets[0], rt.device, arch=job.arch, seed=s, accuracy=float(len(job.sets[0].images)),
+                           n_test=0, label_mode="hard", lr=None, learned_lr_used=False, batch_mode="none", wall_time_s=0.0)
+                  for s in job.seeds])
+
+    try:
+        card_file = tmp_path / "count.toml"
+        card_file.write_text('id = "count-digits"\nversion = 1\nkind = "count-images"\ndataset = "digits"\nipc = 3\n'
+                             'archs = ["convnetd1"]\nseeds = 2\n')
+        code = main(["evaluate", "--method", "random", "--protocol", str(card_file), "--results", str(tmp_path / "lb"),
+                     "--no-progress"])
+        assert code == 2  # random does not declare the new kind
+        from ddbench.registry import method_class
+
+        RandomSubset = method_class("random")
+
+        RandomSubset.kinds = (*RandomSubset.kinds, "count-images")
+        try:
+            assert main(["evaluate", "--method", "random", "--protocol", str(card_file), "--results", str(tmp_path / "lb"),
+                         "--no-progress"]) == 0
+        finally:
+            RandomSubset.kinds = RandomSubset.kinds[:-1]
+        rows = [json.loads(line) for line in (tmp_path / "lb" / "results.jsonl").read_text().splitlines()]
+        assert [(r["protocol"], r["seed"], r["accuracy"]) for r in rows] == [("count-digits", 0, 30.0), ("count-digits", 1, 30.0)]
+    finally:
+        _KINDS.pop("count-images", None)
