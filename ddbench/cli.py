@@ -175,7 +175,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         quick = load_protocol(type(methods[0]).quick_card)
         _log(QUICK_NOTE.replace("digits-quick", quick.id))
         cards = [quick]
-    cards = [card.with_overrides(epochs=args.epochs) for card in cards]
+    cards = [card.with_overrides(epochs=args.epochs, precision=args.precision if args.precision != card.precision else None)
+             for card in cards]
     dset = DistilledSet.load(args.distilled) if args.distilled else None
     opts = _options(args)
     opts.external = dset is not None  # a set from a file: its method name is a claim
@@ -393,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "~/.local/share/ddbench/results; name leaderboard/ to publish)")
     ev.add_argument("--no-baselines", action="store_true", help="skip the baselines an ssl-transfer card lists")
     ev.add_argument("--teacher", help="MKDT: a teacher checkpoint (ResNet-18 state dict) instead of training one")
+    ev.add_argument("--precision", choices=("fp32", "tf32", "bf16"),
+                    help="override the card's precision (rows are then non-standard; bf16: autocast in evaluation)")
     ev.add_argument("--batch-mode", choices=("auto", "loop", "vmap"), default="auto",
                     help="train seeds one by one, stacked with vmap, or pick the faster by timing (default)")
     common(ev)

@@ -162,7 +162,7 @@ class Evaluate:
         base = base_row(self.card, self.run_id, ws.device, train)
         base["external"] = self.external
         rt = Runtime(ws.device, ws.datasets, ws.mode, ws.progress)
-        with precision_scope(self.card.precision, ws.device):
+        with precision_scope(self.card.precision, ws.device, evaluation=True):
             get_kind(self.card.kind).run(EvalJob(self.arch, list(self.seeds), sets), self.card, train, rt, base, emit)
 
     def outputs(self, cache_dir: Path) -> list[Path]:

@@ -47,14 +47,16 @@ def cell(text: Any) -> str:
 
 
 def summarize(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Mean ± std and n per (protocol, method, run, arch, task); task is "" except on ssl-transfer cards.
-    A set evaluated from a file shows the method it claims, marked external."""
-    keys = ["protocol", "method", "run_id", "arch", "task"]
+    """Mean ± std and n per (protocol, method, run, arch, task, precision); task is "" except on ssl-transfer
+    cards; rows of different precision are never averaged together. A set evaluated from a file shows the
+    method it claims, marked external."""
+    keys = ["protocol", "method", "run_id", "arch", "task", "precision"]
     if not rows:
         return pd.DataFrame(columns=[*keys, "mean", "std", "n", "device"])
     rows = [{**r, "method": f"{r['method']} (external)"} if r.get("external") else r for r in rows]
     df = pd.DataFrame(rows)
     df["task"] = df["task"].fillna("") if "task" in df else ""
+    df["precision"] = df["precision"].fillna("fp32") if "precision" in df else "fp32"  # rows from before precision was recorded
     grouped = df.groupby(keys, sort=False)["accuracy"]
     out = grouped.agg(mean="mean", std=lambda s: float(s.std(ddof=0)), n="count").reset_index()
     devices = df.groupby(keys, sort=False)["device"].agg(lambda s: sorted(set(s))[0])

@@ -26,7 +26,7 @@ from ddbench.errors import DDBenchError
 LabelMode = Literal["hard", "soft", "regression", "none"]
 Kind = Literal["supervised", "dd-native", "ssl-transfer"]
 Init = Literal["", "random", "fixed"]
-Precision = Literal["fp32", "tf32"]  # see ddbench/precision.py
+Precision = Literal["fp32", "tf32", "bf16"]  # see ddbench/precision.py
 LABEL_MODES: tuple[LabelMode, ...] = get_args(LabelMode)
 # supervised: fresh networks trained with the card's recipe. dd-native: DD's own regime, fresh
 # networks trained with exactly the set's learned steps and step sizes (the recipe is unused).

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from ddbench.augment import DSA
 from ddbench.models import create_network
+from ddbench.precision import autocast
 from ddbench.protocol import TrainRecipe
 
 MODES = ("auto", "loop", "vmap")
@@ -193,7 +194,8 @@ def _train_one(model, seed, images, targets, loss_fn, recipe, lr, augment, bar, 
             x = images[idx]
             if augment is not None:
                 x = augment(x, streams.device, streams.pick)
-            loss = loss_fn(model(x), targets[idx]).mean()
+            with autocast(device):
+                loss = loss_fn(model(x).float(), targets[idx]).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -224,7 +226,8 @@ def _train_stacked(models, seeds, images, targets, loss_fn, recipe, lr, augment,
             x = images[which, idx]
             if augment is not None:
                 x = augment.stacked(x, [s.device for s in streams], [s.pick for s in streams])
-            out = stacked(x)
+            with autocast(device):
+                out = stacked(x).float()
             y = targets[which, idx]
             loss = loss_fn(out.flatten(0, 1), y.flatten(0, 1)).view(count, -1).mean(1).sum()
             opt.zero_grad(set_to_none=True)
@@ -345,7 +348,9 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 10
     model.eval()
     correct = 0
     for start in range(0, len(x), chunk):
-        correct += (model(x[start : start + chunk]).argmax(1) == y[start : start + chunk]).sum().item()
+        with autocast(x.device):
+            logits = model(x[start : start + chunk])
+        correct += (logits.argmax(1) == y[start : start + chunk]).sum().item()
     return correct / max(1, len(x))
 
 

@@ -1,6 +1,8 @@
 """The audit's fidelity findings against the authors' code (MKDT, mix-bt), one test each."""
 from __future__ import annotations
 
+import json
+
 import torch
 
 from ddbench.data import load_dataset
@@ -105,3 +107,40 @@ def test_precision_is_set_by_the_engine_for_library_calls_and_recorded(opts, mon
     assert row["precision"] == "fp32" and row["precision_detail"].startswith("cpu")
     tf32 = card.with_overrides(precision="tf32")
     assert not tf32.standard and tf32.hash != card.hash  # another precision is another, non-standard recipe
+
+
+def test_bf16_runs_evaluation_under_autocast_and_is_marked_non_standard(tmp_path, capsys, monkeypatch):
+    """--precision bf16: the evaluation networks' forward passes run in bfloat16 (weights stay float32),
+    distillation does not, and the rows say bf16 and are non-standard; fp32 runs see no autocast."""
+    import ddbench.train as train_module
+    from ddbench.cli import main
+
+    seen = {"eval": set(), "weights": set()}
+    real = train_module._train_one
+
+    def spy(model, *a, **k):
+        def hook(module, inputs, output):
+            seen["eval"].add(output.dtype)
+            seen["weights"].update(p.dtype for p in module.parameters())
+        handle = model.register_forward_hook(hook)
+        try:
+            return real(model, *a, **k)
+        finally:
+            handle.remove()
+
+    monkeypatch.setattr(train_module, "_train_one", spy)
+    base = ["evaluate", "--method", "random", "--epochs", "2", "--seeds", "1", "--batch-mode", "loop", "--no-progress"]
+    assert main([*base, "--results", str(tmp_path / "a")]) == 0
+    assert seen == {"eval": {torch.float32}, "weights": {torch.float32}}
+    seen["eval"].clear()
+    assert main([*base, "--precision", "bf16", "--results", str(tmp_path / "b")]) == 0
+    assert seen == {"eval": {torch.bfloat16}, "weights": {torch.float32}}
+    capsys.readouterr()
+    (row,) = [json.loads(line) for line in (tmp_path / "b" / "results.jsonl").read_text().splitlines()]
+    assert row["precision"] == "bf16" and "bf16 autocast" in row["precision_detail"]
+    assert row["protocol_standard"] is False and row["protocol_overrides"]["precision"] == "bf16"
+    (fp32,) = [json.loads(line) for line in (tmp_path / "a" / "results.jsonl").read_text().splitlines()]
+    assert fp32["precision"] == "fp32" and fp32["protocol_hash"] != row["protocol_hash"]
+    from ddbench.leaderboard import summarize
+
+    assert len(summarize([fp32, {**row, "run_id": fp32["run_id"], "protocol_hash": fp32["protocol_hash"]}])) == 2

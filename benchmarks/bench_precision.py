@@ -1,0 +1,70 @@
+"""Precision: the same sets evaluated in fp32 and under bf16 autocast, in one run.
+
+For each card, the random baseline's sets (one per seed, the same in both runs) are evaluated with
+the card's recipe at fp32 and at bf16; prints each one's accuracy (mean ± std over seeds), the wall
+times and their ratio (fp32 / bf16), and whether the means agree within the seed spread.
+
+    python benchmarks/bench_precision.py --data-root ../shared/data --cards mnist-ipc10 cifar10-ipc1 cifar10-ipc10 --seeds 5
+    python benchmarks/bench_precision.py --cards digits-quick --seeds 2 --epochs 20      # a minute on a CPU
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from tabulate import tabulate
+
+from ddbench.evaluate import EvalOptions, run_requests
+from ddbench.protocol import load_protocol
+from ddbench.provenance import device_name, pick_device
+from ddbench.registry import create_method
+from ddbench.results import ResultStore
+from ddbench.sweep import Request
+
+
+def _evaluate(card_id: str, precision: str, args: argparse.Namespace, device: torch.device, root: Path) -> tuple[list[float], float]:
+    card = load_protocol(card_id).with_overrides(epochs=args.epochs, precision=precision)
+    opts = EvalOptions(device=device, store=ResultStore(root / precision / "results"), data_root=args.data_root,
+                       cache_dir=root / "cache", seeds=args.seeds, mode=args.mode, progress=False)
+    start = time.perf_counter()
+    rows, _ = run_requests([Request(card, method=create_method("random"))], opts)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return [r["accuracy"] for r in sorted(rows, key=lambda r: r["seed"])], time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cards", nargs="+", default=["mnist-ipc10", "cifar10-ipc1", "cifar10-ipc10"])
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--epochs", type=int, help="shorter recipe than the cards' (for a quick look)")
+    ap.add_argument("--data-root")
+    ap.add_argument("--device")
+    ap.add_argument("--mode", default="auto", choices=("auto", "loop", "vmap"))
+    args = ap.parse_args()
+    logging.getLogger("ddbench").setLevel(logging.WARNING)
+    device = pick_device(args.device)
+    table = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for card_id in args.cards:
+            _evaluate(card_id, "fp32", argparse.Namespace(**{**vars(args), "seeds": 1, "epochs": 1}), device, Path(tmp) / "warm")
+            fp32, t32 = _evaluate(card_id, "fp32", args, device, Path(tmp))
+            bf16, t16 = _evaluate(card_id, "bf16", args, device, Path(tmp))
+            m32, s32 = statistics.mean(fp32), statistics.pstdev(fp32)
+            m16, s16 = statistics.mean(bf16), statistics.pstdev(bf16)
+            agree = abs(m32 - m16) <= max(s32, s16)
+            table.append([card_id, f"{m32:.2f} ± {s32:.2f}", f"{m16:.2f} ± {s16:.2f}", f"{m16 - m32:+.2f}",
+                          "yes" if agree else "NO", f"{t32:.1f}", f"{t16:.1f}", f"{t32 / t16:.2f}×"])
+    print(f"{device_name(device)}; torch {torch.__version__}; {args.seeds} seeds; "
+          f"{'recipe epochs ' + str(args.epochs) if args.epochs else 'the cards’ recipes'}; random-real sets, the same in both")
+    print(tabulate(table, headers=["card", "fp32 %", "bf16 %", "Δ", "within spread", "fp32 s", "bf16 s", "fp32/bf16"],
+                   tablefmt="github"))
+
+
+if __name__ == "__main__":
+    main()
