@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state
+from torch.profiler import record_function
 from tqdm.auto import tqdm
 
 from ddbench.augment import DSA
@@ -193,12 +194,15 @@ def _train_one(model, seed, images, targets, loss_fn, recipe, lr, augment, bar, 
             idx = perm[lo:hi]
             x = images[idx]
             if augment is not None:
-                x = augment(x, streams.device, streams.pick)
-            with autocast(device):
+                with record_function("ddbench.augment"):
+                    x = augment(x, streams.device, streams.pick)
+            with record_function("ddbench.forward"), autocast(device):
                 loss = loss_fn(model(x).float(), targets[idx]).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            with record_function("ddbench.backward"):
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+            with record_function("ddbench.optimizer"):
+                opt.step()
         if ep == recipe.decay_after:
             lr *= recipe.lr_decay_factor
             opt = _optimizer(model.parameters(), lr, recipe)

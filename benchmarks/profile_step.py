@@ -1,0 +1,81 @@
+"""Where a training step's time goes: the engine's own loop under torch.profiler.
+
+`ddbench.train` marks each step's regions with `record_function` (augment, forward with the loss,
+backward, optimizer). This script trains one network of a card's recipe on a random-real set under
+the profiler and prints each region's share of the step; the network's own forward and backward
+should be at least 85% of it (issue 12). A plain ConvNet step without augmentation, timed in the
+same run, is the baseline the script compares the step with.
+
+    python benchmarks/profile_step.py --data-root ../shared/data --card cifar10-ipc10 --epochs 30
+    python benchmarks/profile_step.py --card digits-quick --epochs 100
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from tabulate import tabulate
+from torch.profiler import ProfilerActivity, profile
+
+from ddbench.augment import DSA
+from ddbench.data import load_dataset
+from ddbench.evaluate import card_space
+from ddbench.protocol import load_protocol
+from ddbench.train import init_network, train_networks
+
+REGIONS = ("ddbench.augment", "ddbench.forward", "ddbench.backward", "ddbench.optimizer")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--card", default="cifar10-ipc10")
+    ap.add_argument("--data-root")
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    args = ap.parse_args()
+    card = load_protocol(args.card).with_overrides(epochs=args.epochs)
+    train = load_dataset(card.dataset, args.data_root)
+    space = card_space(card, train)
+    gen = torch.Generator().manual_seed(0)
+    idx = torch.cat([train.indices_of_class(c)[torch.randperm(len(train.indices_of_class(c)), generator=gen)[: card.ipc]]
+                     for c in range(train.num_classes)])
+    x, y = space.from_uint8(train.x_train[idx]), train.y_train[idx]
+    augment = DSA(card.train.dsa_strategy) if card.train.augment == "dsa" else None
+    arch = card.archs[0]
+    from ddbench.precision import precision_scope
+
+    with precision_scope(args.precision, torch.device("cpu"), evaluation=True):
+        train_networks(arch, [0], x, y, "hard", card.with_overrides(epochs=2).train, card.train.lr, train.num_classes,
+                       augment, mode="loop", progress=False)  # warm-up
+        start = time.perf_counter()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            train_networks(arch, [0], x, y, "hard", card.train, card.train.lr, train.num_classes, augment, mode="loop",
+                           progress=False)
+        profiled = time.perf_counter() - start
+    totals = {e.key: e.cpu_time_total / 1e6 for e in prof.key_averages() if e.key in REGIONS}
+    step = sum(totals.values())
+    steps = (card.train.epochs + 1) * -(-len(x) // card.train.batch_size)
+    # the baseline: the bare network step (forward, loss, backward, SGD) on the same batch, no augmentation
+    model = init_network(arch, 0, train.num_classes, train.channels, train.image_size)
+    opt = torch.optim.SGD(model.parameters(), lr=card.train.lr, momentum=card.train.momentum)
+    batch = x[: card.train.batch_size]
+    for _ in range(3):
+        torch.nn.functional.cross_entropy(model(batch), y[: len(batch)]).backward()
+    start = time.perf_counter()
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(batch), y[: len(batch)]).backward()
+        opt.step()
+    bare = (time.perf_counter() - start) / steps
+    print(f"{args.card} ({arch}, batch {min(len(x), card.train.batch_size)}, {steps} steps, {args.precision}, "
+          f"{torch.get_num_threads()} threads); profiled run {profiled:.1f} s")
+    rows = [[r.split(".")[1], f"{1e3 * totals.get(r, 0) / steps:.2f}", f"{100 * totals.get(r, 0) / step:.1f}%"] for r in REGIONS]
+    print(tabulate(rows, headers=["region", "ms / step", "share"], tablefmt="github"))
+    network = totals.get("ddbench.forward", 0) + totals.get("ddbench.backward", 0)
+    print(f"network forward + backward: {100 * network / step:.1f}% of a step (target ≥ 85%); step {1e3 * step / steps:.2f} ms, "
+          f"bare network step (no augmentation) {1e3 * bare:.2f} ms: ratio {step / steps / bare:.2f}")
+
+
+if __name__ == "__main__":
+    main()
