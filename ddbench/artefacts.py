@@ -73,8 +73,7 @@ def teacher_artefact(spec, train: ImageDataset, space: ImageSpace, seed: int) ->
     folder = f"teachers/{train.name}-{key}"
     flops = None
     if not spec.checkpoint:
-        arch = "resnet18" if spec.arch == "resnet18" else spec.arch
-        flops = 2 * training_flops(arch, 10, train.channels, train.image_size, spec.barlow.epochs * len(train.x_train))
+        flops = 2 * training_flops(spec.arch, 10, train.channels, train.image_size, spec.barlow.epochs * len(train.x_train))
     return Artefact(stage="teacher", key=f"teacher:{key}", label=f"{spec.arch} on {train.name}",
                     build=functools.partial(_build_teacher, spec=spec, space=space, seed=seed),
                     files=functools.partial(_teacher_files, folder=folder, checkpoint=bool(spec.checkpoint)),

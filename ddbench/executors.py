@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ddbench.errors import DDBenchError
-from ddbench.graph import Graph, Task, Workspace
+from ddbench.graph import ROW_STAGES, Graph, Task, Workspace
 from ddbench.sweep import Sweep
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class LocalExecutor:
         for i, task in enumerate(todo):
             if task.key in blocked:
                 continue
-            if task.stage not in ("evaluate", "probe"):
+            if task.stage not in ROW_STAGES:
                 log.info(f"[{i + 1}/{len(todo)}] {task.stage}: {task.label}")
             began = time.perf_counter()
             try:

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 Row = dict[str, Any]
 Emit = Callable[[list[Row]], None]
 STAGES = ("teacher", "experts", "selection", "distill", "evaluate", "probe")
+ROW_STAGES = ("evaluate", "probe")  # the stages whose tasks produce result rows
 
 
 @dataclass
@@ -90,13 +91,6 @@ class Graph:
         return out
 
 
-def _context(card: ProtocolCard, method: Method, seed: int, ws: Workspace, space, snapshots=(), snapshot_path=None
-             ) -> DistillContext:
-    return DistillContext(card=card, device=ws.device, seed=seed, config=method.config_for(card), space=space,
-                          method_name=method.name, cache_dir=ws.cache_dir, progress=ws.progress,
-                          snapshots=tuple(snapshots), snapshot_path=snapshot_path)
-
-
 @dataclass
 class BuildArtefact:
     """Make one of a method's artefacts (an expert trajectory, a teacher, a selection network)."""
@@ -110,7 +104,9 @@ class BuildArtefact:
         from ddbench.evaluate import card_space
 
         train = ws.datasets[self.card.dataset]
-        ctx = _context(self.card, self.method, self.seed, ws, card_space(self.card, train))
+        ctx = DistillContext(card=self.card, device=ws.device, seed=self.seed, config=self.method.config_for(self.card),
+                             space=card_space(self.card, train), method_name=self.method.name, cache_dir=ws.cache_dir,
+                             progress=ws.progress)
         with precision_scope(self.card.precision, ws.device):
             self.artefact.build(train, ctx)
         missing = [p for p in self.outputs(ws.cache_dir) if not p.is_file()]

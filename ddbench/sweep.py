@@ -15,7 +15,7 @@ from ddbench.cost import forward_flops, hours
 from ddbench.data import ImageDataset, dataset_status, load_dataset
 from ddbench.distilled import DistilledSet
 from ddbench.errors import DDBenchError
-from ddbench.graph import BuildArtefact, Distill, Evaluate, Graph, Task
+from ddbench.graph import ROW_STAGES, BuildArtefact, Distill, Evaluate, Graph, Task
 from ddbench.kinds import check_fits, get_kind
 from ddbench.method import DistillContext, Method
 from ddbench.protocol import MAX_SEEDS, ProtocolCard
@@ -114,8 +114,8 @@ class _Builder:
                          f"{opts.store.path}; skipping them")
             plan += [(arch, chunk, [s for s in chunk if s in todo]) for chunk in _chunks(seeds, self.seeds_per_task)]
         pending = [p for p in plan if p[2]]
-        for arch, chunk, _ in plan:
-            if not any(p[0] == arch and p[1] == chunk for p in pending):
+        for arch, chunk, todo in plan:
+            if not todo:  # every row of this chunk is stored: a cached task, for --plan
                 self.graph.add(Task(f"rows:{run_id}:{card.id}:{arch}:{chunk[0]}-{chunk[-1]}", kind.stage,
                                     f"{card.id} {req.label()} {arch} seeds {chunk[0]}-{chunk[-1]}",
                                     Evaluate(card, run_id, arch, chunk), done=True))
@@ -126,18 +126,19 @@ class _Builder:
                 self.dataset(name)
         train = self.datasets[card.dataset]
         self._check_same_data(card, run_id, train)
+        set_keys: dict[int, str] = {}  # set seed -> its distillation task (method requests)
+        set_paths: dict[int, str] = {}  # set seed -> its cache path
+        per_seed = req.method is not None and req.method.sets_per_seed(card)
         if req.dset is not None:
             check_fits(req.dset, card, train)
-            set_keys = {s: () for _, _, todo in pending for s in todo}
-            set_paths: dict[int, str] = {}
         else:
             set_keys, set_paths = self._distill_tasks(req.method, card, train, sorted({s for _, _, t in pending for s in t}))
         history = self._history(req, card)
         for arch, chunk, todo in pending:
-            per_seed = req.method is not None and req.method.sets_per_seed(card)
-            deps = tuple(dict.fromkeys(k for s in todo for k in set_keys[s if per_seed else 0])) if req.method else ()
-            action = Evaluate(card, run_id, arch, todo, set_paths=[set_paths[s if per_seed else 0] for s in (todo if per_seed else [0])]
-                              if req.method else [], sets=[req.dset] if req.dset is not None else [], external=req.external)
+            set_seeds = (todo if per_seed else [0]) if req.method is not None else []
+            action = Evaluate(card, run_id, arch, todo, set_paths=[set_paths[s] for s in set_seeds],
+                              sets=[req.dset] if req.dset is not None else [], external=req.external)
+            deps = tuple(dict.fromkeys(set_keys[s] for s in set_seeds))
             seconds = history.get(arch)
             self.graph.add(Task(f"rows:{run_id}:{card.id}:{arch}:{chunk[0]}-{chunk[-1]}", kind.stage,
                                 f"{card.id} {req.label()} {arch} seed{'s' if len(todo) > 1 else ''} {','.join(map(str, todo))}",
@@ -145,15 +146,16 @@ class _Builder:
                                 seconds=seconds * len(todo) if seconds else None))
 
     def _distill_tasks(self, method: Method, card: ProtocolCard, train: ImageDataset, seeds: list[int],
-                       set_seeds: list[int] | None = None) -> tuple[dict[int, tuple[str, ...]], dict[int, str]]:
-        """One distillation task per set needed (and the artefacts each needs); {seed: its keys}, {seed: set path}."""
+                       set_seeds: list[int] | None = None) -> tuple[dict[int, str], dict[int, str]]:
+        """One distillation task per set needed (and the artefacts each needs); {set seed: its task key}, {set seed: set path}
+        (set seed: the evaluation seed for methods with one set per seed, else 0)."""
         from ddbench.evaluate import _check_class_sizes, card_space, set_cache_path
 
         _check_class_sizes(card, train)
         opts = self.opts
         if set_seeds is None:
             set_seeds = seeds if method.sets_per_seed(card) else [0]
-        keys: dict[int, tuple[str, ...]] = {}
+        keys: dict[int, str] = {}
         paths: dict[int, str] = {}
         times = [r["distill_time_s"] for r in self.rows if r.get("method") == method.name and r.get("protocol") == card.id
                  and isinstance(r.get("distill_time_s"), (int, float))]
@@ -177,11 +179,8 @@ class _Builder:
             self.graph.add(Task(key, "distill", f"{method.name} {card.id} seed {seed}", action, deps=deps,
                                 flops=None if done else method.distill_flops(train, ctx),
                                 seconds=statistics.mean(times) if times else None, done=done))
-            keys[seed] = (key,)
+            keys[seed] = key
             paths[seed] = rel
-        if len(set_seeds) == 1 and set_seeds[0] == 0 and not method.sets_per_seed(card):
-            keys = {s: keys[0] for s in [0, *seeds]}
-            paths = {s: paths[0] for s in [0, *seeds]}
         return keys, paths
 
     def _eval_flops(self, card: ProtocolCard, arch: str, train: ImageDataset, count: int) -> float | None:
@@ -240,13 +239,13 @@ def _prune(graph: Graph) -> None:
     """Drop artefact and distillation tasks that nothing left to do needs (their sets are cached)."""
     needed: set[str] = set()
     for task in reversed(graph.order()):
-        if task.stage in ("evaluate", "probe"):
+        if task.stage in ROW_STAGES:
             if not task.done:
                 needed.update(task.deps)
             continue
         if task.key in needed and not task.done:
             needed.update(task.deps)
-    graph.tasks = {k: t for k, t in graph.tasks.items() if t.stage in ("evaluate", "probe") or k in needed or t.done}
+    graph.tasks = {k: t for k, t in graph.tasks.items() if t.stage in ROW_STAGES or k in needed or t.done}
 
 
 def plan(sweep: Sweep, executor: str) -> str:
