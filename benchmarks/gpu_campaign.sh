@@ -32,6 +32,7 @@ if (( dry )); then
   reduced=(--cfg num_experts=2 --cfg expert_train_epochs=4 --cfg iterations=3 --cfg syn_steps=3 --cfg expert_epochs=2
            --cfg max_start_epoch=2 --seeds 2 --epochs 3)
   precision=(--cards digits-quick --seeds 2 --epochs 3)
+  xcard=digits-xarch; xarch_args=(--seeds 1 --epochs 3)
 else
   dev=cuda; ds=cifar10; ipcs="10 50"; card=cifar10-ipc10; data_flag=(--data-root "$data")
   eval_args=(--seeds 5 --epochs 1000 --modes auto loop)
@@ -41,7 +42,10 @@ else
   reduced=(--cfg num_experts=4 --cfg expert_train_epochs=22 --cfg iterations=900 --cfg zca=false --cfg lr_img=1000
            --cfg lr_lr=1e-5 --cfg lr_teacher=0.01 --cfg syn_steps=30 --cfg expert_epochs=2 --cfg max_start_epoch=20)
   precision=(--cards cifar10-ipc1 cifar10-ipc10 --seeds 5)
+  xcard=cifar10-ipc10-xarch; xarch_args=(--seeds 5)
 fi
+# after the 10-minute list, if the call's time allows: the cross-architecture card (issue 11)
+limit() { if (( dry )); then "$@"; else timeout "${XARCH_SECONDS:-240}" "$@"; fi; }
 
 step=0
 run() {  # run NAME CMD...: log to OUT/NN-NAME.log, record time and exit code, never stop the campaign
@@ -68,5 +72,9 @@ run mtt_reduced ddbench evaluate --method mtt --protocol "$card" "${reduced[@]}"
 run mtt_reduced_start ddbench evaluate --method mtt --protocol "$card" "${reduced[@]}" --cfg iterations=0 "${data_flag[@]}" \
     --device "$dev" --no-progress
 run bench_precision python "$here/bench_precision.py" "${precision[@]}" "${data_flag[@]}" --device "$dev"
+run xarch_random limit ddbench evaluate --method random --protocol "$xcard" "${xarch_args[@]}" "${data_flag[@]}" --device "$dev" \
+    --no-progress
+run xarch_mtt_reduced limit ddbench evaluate --method mtt --protocol "$xcard" "${reduced[@]}" "${data_flag[@]}" --device "$dev" \
+    --no-progress
 echo "done $(date -u +%FT%TZ)" >> "$summary"
 cat "$summary"

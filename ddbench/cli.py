@@ -312,6 +312,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         return 0
     path = publish(store, args.out)
     print(f"wrote {path}")
+    if args.html:
+        from ddbench.paths import user_cache_root
+        from ddbench.site import build_site
+
+        pages = build_site(store, args.html, args.sets if args.sets is not None else [user_cache_root() / "sets"])
+        print(f"wrote {len(pages)} page(s) under {args.html}")
     return 0
 
 
@@ -424,6 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--results", help="result store directory (default: as evaluate's --results)")
     lb.add_argument("--out", help="markdown file (default: <results>/LEADERBOARD.md)")
     lb.add_argument("--print", action="store_true", help="print instead of writing a file")
+    lb.add_argument("--html", metavar="DIR", help="also write a static site (index + one page per dataset) into DIR")
+    lb.add_argument("--sets", nargs="*", metavar="DIR", help="where to look for the ranked sets' files for the image grids "
+                    "(default: the cache's sets/ folder)")
     lb.set_defaults(func=cmd_leaderboard)
 
     rs = sub.add_parser("results", help="manage result stores")

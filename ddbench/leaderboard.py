@@ -10,14 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 import tomllib
 from tabulate import tabulate
 
 from ddbench.errors import DDBenchError
-from ddbench.protocol import list_protocols, load_protocol
+from ddbench.protocol import ProtocolCard, list_protocols, load_protocol
 from ddbench.results import ResultStore
 
 
@@ -29,14 +29,15 @@ class Published:
     citation: str
     recipe: str
     task: str = ""  # ssl-transfer: "<downstream>@<fraction>"
+    arch: str = ""  # cross-architecture cards: the network the number is for ("" = the card's first)
 
 
 def load_published() -> tuple[list[Published], dict[str, str]]:
     text = (resources.files("ddbench.protocols") / "published.toml").read_text()
     data = tomllib.loads(text)
     recipes = data.get("recipes", {})
-    entries = [Published(e["protocol"], e["method"], float(e["accuracy"]), e["citation"], e.get("recipe", ""), e.get("task", ""))
-               for e in data.get("published", [])]
+    entries = [Published(e["protocol"], e["method"], float(e["accuracy"]), e["citation"], e.get("recipe", ""), e.get("task", ""),
+                         e.get("arch", "")) for e in data.get("published", [])]
     return entries, recipes
 
 
@@ -88,44 +89,105 @@ def _store_name(store: ResultStore) -> str:
         return str(store.path)
 
 
+class Citations:
+    """Numbered sources of the published numbers a page quotes."""
+
+    def __init__(self, recipes: dict[str, str]) -> None:
+        self.recipes, self.numbers = recipes, {}
+
+    def mark(self, p: Published) -> int:
+        key = f"{p.citation} — {self.recipes.get(p.recipe, p.recipe)}"
+        return self.numbers.setdefault(key, len(self.numbers) + 1)
+
+    def lines(self) -> list[str]:
+        return [f"{i}. {text}" for text, i in sorted(self.numbers.items(), key=lambda kv: kv[1])]
+
+
+def published_lookup() -> tuple[dict[tuple[str, str, str, str], Published], dict[str, str]]:
+    """(protocol, method, task, arch) -> published number; arch "" stands for the card's first arch."""
+    published, recipes = load_published()
+    return {(p.protocol, p.method, p.task, p.arch): p for p in published}, recipes
+
+
+def ranked_table(card: ProtocolCard, part: pd.DataFrame, pub: dict, cites: Citations,
+                 esc: Callable[[Any], str] = cell) -> tuple[list[str], list[list[Any]]]:
+    """One row per (method, run, arch, task), ranked by mean within each task; published number and Δ beside.
+    Text cells pass through `esc` (markdown escaping by default; the HTML site escapes its own way)."""
+    part = part.sort_values(["task", "mean"], ascending=[True, False])
+    with_tasks = bool((part["task"] != "").any())
+    table, ranks = [], {}
+    for r in part.itertuples():
+        rank = ranks[r.task] = ranks.get(r.task, 0) + 1
+        p = _published_for(pub, card, r.method, r.task, r.arch)
+        table.append([*([esc(r.task)] if with_tasks else []), rank, esc(r.method), esc(r.arch), f"{r.mean:.2f} ± {r.std:.2f}", r.n,
+                      f"{p.accuracy:.1f} [{cites.mark(p)}]" if p else "—", f"{r.mean - p.accuracy:+.1f}" if p else "—",
+                      esc(r.run_id), esc(r.device)])
+    headers = [*(["task"] if with_tasks else []), "#", "method", "arch", "accuracy", "n", "published", "Δ", "run", "device"]
+    return headers, table
+
+
+def _published_for(pub: dict, card: ProtocolCard, method: str, task: str, arch: str) -> Published | None:
+    if method.endswith(" (external)"):
+        return None
+    return pub.get((card.id, method, task, arch)) or (pub.get((card.id, method, task, "")) if arch == card.archs[0] else None)
+
+
+def arch_matrix(card: ProtocolCard, part: pd.DataFrame, pub: dict, cites: Citations,
+                esc: Callable[[Any], str] = cell) -> tuple[list[str], list[list[Any]]]:
+    """Method × arch: mean ± std per arch with its drop from the card's first arch (in brackets), the mean over
+    archs (only when every arch has rows), ranked by that mean; published rows follow their method."""
+    archs, ref = list(card.archs), card.archs[0]
+    table: list[tuple[float, list[Any]]] = []
+    for (method, run_id), group in part.groupby(["method", "run_id"], sort=False):
+        means = {r.arch: r for r in group.itertuples()}
+        cells = []
+        for arch in archs:
+            r = means.get(arch)
+            drop = f" ({r.mean - means[ref].mean:+.1f})" if r is not None and arch != ref and ref in means else ""
+            cells.append(f"{r.mean:.2f} ± {r.std:.2f}{drop}" if r is not None else "—")
+        complete = all(a in means for a in archs)
+        overall = sum(means[a].mean for a in archs) / len(archs) if complete else float("nan")
+        n = min(int(r.n) for r in means.values())
+        table.append((overall, [esc(method), *cells, f"{overall:.2f}" if complete else "—", n, esc(run_id)]))
+        quoted = {a: _published_for(pub, card, method, "", a) for a in archs}
+        if any(quoted.values()):
+            pcells = [f"{q.accuracy:.1f} [{cites.mark(q)}]" if q else "—" for q in quoted.values()]
+            table.append((overall - 1e-9, [esc(f"{method} (published)"), *pcells, "—", "—", "—"]))
+    table.sort(key=lambda item: -item[0] if item[0] == item[0] else float("inf"))
+    rows, rank = [], 0
+    for _, row in table:
+        is_published = row[0].endswith("(published)")
+        rank += 0 if is_published else 1
+        rows.append(["" if is_published else rank, *row])
+    return ["#", "method", *archs, "mean over archs", "n (min)", "run"], rows
+
+
 def render(store: ResultStore) -> str:
     rows, dropped = current_rows(store)
-    published, recipes = load_published()
-    pub = {(p.protocol, p.method, p.task): p for p in published}
+    pub, recipes = published_lookup()
+    cites = Citations(recipes)
     summary = summarize(rows)
     lines = ["# ddbench leaderboard", "",
              "Final-epoch test accuracy (%), mean ± std (population) over evaluation seeds; "
              f"every number comes from `{_store_name(store)}`. Published numbers are quoted with their source; "
-             "the recipe behind each is in the notes below — a different recipe is a yardstick, not a tie.", ""]
+             "the recipe behind each is in the notes below — a different recipe is a yardstick, not a tie. "
+             "Cross-architecture cards show a method × arch matrix: each cell's bracket is its drop from the card's first arch.", ""]
     if summary.empty:
         lines.append("_No results yet. Run `ddbench evaluate --method random --protocol mnist-ipc10`._")
-    cited: dict[str, int] = {}
     for protocol in sorted(summary["protocol"].unique()) if not summary.empty else []:
         card = load_protocol(protocol)
-        part = summary[summary["protocol"] == protocol].sort_values(["task", "mean"], ascending=[True, False])
-        with_tasks = bool((part["task"] != "").any())
-        table = []
-        ranks: dict[str, int] = {}
-        for r in part.itertuples():
-            rank = ranks[r.task] = ranks.get(r.task, 0) + 1  # ranked within each task
-            p = None if r.method.endswith(" (external)") else pub.get((protocol, r.method, r.task))
-            note = ""
-            if p:
-                key = f"{p.citation} — {recipes.get(p.recipe, p.recipe)}"
-                cited.setdefault(key, len(cited) + 1)
-                note = f"[{cited[key]}]"
-            table.append([*([cell(r.task)] if with_tasks else []), rank, cell(r.method), cell(r.arch),
-                          f"{r.mean:.2f} ± {r.std:.2f}", r.n, f"{p.accuracy:.1f} {note}" if p else "—",
-                          f"{r.mean - p.accuracy:+.1f}" if p else "—", cell(r.run_id), cell(r.device)])
-        headers = [*(["task"] if with_tasks else []), "#", "method", "arch", "accuracy", "n", "published", "Δ", "run", "device"]
-        lines += [f"## {protocol}", "", f"{card.description} · card v{card.version} `{card.hash}`", "",
-                  tabulate(table, headers=headers, tablefmt="github"), ""]
-    if cited:
-        lines += ["## Sources of published numbers", ""]
-        lines += [f"{i}. {text}" for text, i in sorted(cited.items(), key=lambda kv: kv[1])]
-        lines.append("")
+        part = summary[summary["protocol"] == protocol]
+        for precision in sorted(part["precision"].unique()):
+            sub = part[part["precision"] == precision]
+            title = protocol if precision == card.precision else f"{protocol} ({precision})"
+            headers, table = (arch_matrix if len(card.archs) > 1 else ranked_table)(card, sub, pub, cites)
+            lines += [f"## {cell(title)}", "", f"{cell(card.description)} · card v{card.version} `{card.hash}`", "",
+                      tabulate(table, headers=headers, tablefmt="github", disable_numparse=True), ""]
+    if cites.numbers:
+        lines += ["## Sources of published numbers", "", *cites.lines(), ""]
     if dropped:
-        lines += [f"_{dropped} row(s) from older card versions, shortened recipes, snapshots or partial data are not shown._", ""]
+        lines += [f"_{dropped} row(s) from quick cards, older card versions, shortened recipes, snapshots or partial data "
+                  "are not shown._", ""]
     return "\n".join(lines)
 
 

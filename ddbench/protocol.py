@@ -286,11 +286,33 @@ def _parse(data: dict[str, Any], origin: str) -> ProtocolCard:
     return card
 
 
-def _read(text: str, origin: str) -> ProtocolCard:
+def _toml(text: str, origin: str) -> dict[str, Any]:
     try:
-        return _parse(tomllib.loads(text), origin)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise DDBenchError(f"protocol card {origin} is not valid TOML: {exc}") from None
+
+
+def _with_include(data: dict[str, Any], origin: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`include = "cifar10-ipc10"`: start from that built-in card's keys, then apply this card's (sections
+    merge key by key). The included card's id, version and description never carry over."""
+    base_id = data.pop("include", None)
+    if base_id is None:
+        return data
+    if not isinstance(base_id, str) or base_id in seen or base_id not in list_protocols():
+        raise DDBenchError(f"protocol card {origin}: include = {base_id!r} names no built-in card (or includes itself)")
+    base = _with_include(_toml((_cards_dir() / f"{base_id}.toml").read_text(), f"{base_id}.toml"), origin, (*seen, base_id))
+    for key in ("id", "version", "description"):
+        base.pop(key, None)
+    merged = {**base, **data}
+    for key, value in data.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merged[key] = {**base[key], **value}
+    return merged
+
+
+def _read(text: str, origin: str) -> ProtocolCard:
+    return _parse(_with_include(_toml(text, origin), origin), origin)
 
 
 def list_protocols(pattern: str = "*") -> list[str]:

@@ -8,7 +8,8 @@ import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-STEPS = ["smoke", "bench_evaluate", "bench_mtt", "bench_experts", "mtt_reduced", "mtt_reduced_start", "bench_precision"]
+STEPS = ["smoke", "bench_evaluate", "bench_mtt", "bench_experts", "mtt_reduced", "mtt_reduced_start", "bench_precision",
+         "xarch_random", "xarch_mtt_reduced"]
 
 
 def test_gpu_campaign_dry_run_completes_every_step(tmp_path):

@@ -69,3 +69,17 @@ def test_wildcards_match_tested_archs_and_collapse_image_size_twins():
 def test_arch_too_deep_for_input_is_a_clear_error():
     with pytest.raises(DDBenchError, match="does not fit"):
         create_network("convnetd4", 10, 1, 8)
+
+
+@pytest.mark.parametrize("arch, chans, size, classes, params", [
+    ("resnet18_dc", 3, 32, 10, 11173962), ("resnet18_dc", 1, 28, 10, 11172810),
+    ("vgg11_dc", 3, 32, 10, 9231114), ("vgg11_dc", 1, 28, 10, 9229962), ("vgg11_dc", 3, 32, 100, 9277284),
+    ("alexnet_dc", 3, 32, 10, 1872202), ("alexnet_dc", 1, 28, 10, 1865802), ("alexnet_dc", 3, 32, 100, 2148772)])
+def test_cross_arch_networks_match_the_dc_mtt_code(arch, chans, size, classes, params):
+    """Parameter counts of MTT's networks.py (ResNet18, VGG11, AlexNet), read off that code on 2026-12-01,
+    where the same weights also gave the same outputs; instance norm throughout ResNet and VGG."""
+    model = create_network(arch, classes, chans, size)
+    assert sum(p.numel() for p in model.parameters()) == params
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    if arch != "alexnet_dc":
+        assert all(n.num_groups == n.num_channels for n in model.modules() if isinstance(n, torch.nn.GroupNorm))

@@ -78,7 +78,8 @@ def xavier_init(model: nn.Module, gain: float = 1.0) -> nn.Module:
 CLASSIC = {"lenet": LeNet, "alexcifarnet": AlexCifarNet}
 
 
-def _entrypoint(name: str, cls: type):
+def timm_entrypoint(name: str, cls: type):
+    """A timm model entrypoint that builds `cls(**kwargs)` (no pretrained weights; timm's extra keys dropped)."""
     def build(pretrained: bool = False, **kwargs: Any) -> nn.Module:
         if pretrained:
             raise ValueError(f"{name} has no pretrained weights")
@@ -93,4 +94,4 @@ def _entrypoint(name: str, cls: type):
 
 
 for _name, _cls in CLASSIC.items():
-    setattr(sys.modules[__name__], _name, register_model(_entrypoint(_name, _cls)))
+    setattr(sys.modules[__name__], _name, register_model(timm_entrypoint(_name, _cls)))

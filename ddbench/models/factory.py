@@ -11,6 +11,7 @@ from torch import nn
 from ddbench.errors import DDBenchError
 from ddbench.models.classic import CLASSIC
 from ddbench.models.convnet import VARIANTS
+from ddbench.models.crossarch import CROSS_ARCH
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,9 @@ _VIT = "img_size from the data, patch = img_size // 8 (an 8×8 token grid)"
 TESTED_ARCHS: dict[str, TestedArch] = {
     **{name: TestedArch("ConvNet family (DC/MTT); 1-channel 28 px padded to 32", 8 if kw.get("depth", 3) <= 3 else 28)
        for name, kw in VARIANTS.items()},
+    "resnet18_dc": TestedArch("DC/MTT ResNet-18 (instance norm, 3×3 stem, 4×4 average pool; ≥ 16 px)", 16),
+    "vgg11_dc": TestedArch("DC/MTT VGG-11 (instance norm; five 2×2 max-pools need ≥ 32 px)", 32),
+    "alexnet_dc": TestedArch("DC/MTT AlexNet (no norm; 1-channel input padded by 4)", 8),
     "resnet18": TestedArch(_RESNET_STEM, 8),
     "resnet34": TestedArch(_RESNET_STEM, 8),
     "resnet50": TestedArch(_RESNET_STEM, 8),
@@ -43,7 +47,7 @@ SMALL_INPUT = 64
 
 def is_builtin(arch: str) -> bool:
     """ddbench's own networks: built with in_chans and img_size, no timm adaptation."""
-    return arch in VARIANTS or arch in CLASSIC
+    return arch in VARIANTS or arch in CLASSIC or arch in CROSS_ARCH
 
 
 TIMM_PREFIX = "timm:"  # --arch 'timm:vit_*' matches timm's whole registry instead of the tested architectures
