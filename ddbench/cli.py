@@ -153,8 +153,77 @@ def _run_sweep(requests: list, opts: Any, args: argparse.Namespace) -> list[dict
     return rows
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+IMPORT_FORMATS = ("mtt", "datm", "dc", "mkdt", "tensors", "folder")  # = ddbench.interop.FORMATS (tested); no torch import here
+
+
+def _import_options(args: argparse.Namespace, dataset: str):
+    from ddbench.interop import ImportOptions
+
+    return ImportOptions(format=args.format, dataset=dataset, data_root=args.data_root, lr=args.lr, zca=args.zca,
+                         experiment=args.experiment, iteration=args.iteration, normalize=args.normalize,
+                         method=args.claim or "")
+
+
+def _distilled(args: argparse.Namespace, cards: list):
+    """The set given by --distilled: a ddbench file, or (with --format) a set in another codebase's layout."""
     from ddbench.distilled import DistilledSet
+
+    if not args.format:
+        return DistilledSet.load(args.distilled)
+    from ddbench.interop import import_set
+
+    datasets = {card.dataset for card in cards}
+    if len(datasets) != 1:
+        raise DDBenchError(f"--format imports the set for one dataset; the cards name {', '.join(sorted(datasets))}")
+    dset = import_set(args.distilled, _import_options(args, datasets.pop()))
+    _log(f"imported {args.distilled} ({args.format}): {len(dset.images)} images, {dset.label_mode} labels, "
+         f"set id {dset.set_id}; assumptions: {dset.extra['imported']['assumptions']}")
+    return dset
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from ddbench.interop import import_set
+
+    dset = import_set(args.src, _import_options(args, args.dataset))
+    path = dset.save(args.out)
+    print(f"wrote {path}: {len(dset.images)} images {'×'.join(map(str, dset.image_shape))}, {dset.label_mode} labels, "
+          f"set id {dset.set_id}")
+    for key, value in dset.extra["imported"]["assumptions"].items():
+        print(f"  assumed {key}: {value}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ddbench.distilled import DistilledSet
+    from ddbench.interop import export_set
+
+    written = export_set(DistilledSet.load(args.set), args.format, args.out)
+    print(f"wrote {len(written)} file(s) under {args.out}")
+    return 0
+
+
+def cmd_robustness(args: argparse.Namespace) -> int:
+    """DD-Ranking's label- and augmentation-robust scores of a method or a set under one card."""
+    from tabulate import tabulate
+
+    from ddbench.registry import create_method
+    from ddbench.robustness import robustness_rows
+
+    if bool(args.method) == bool(args.distilled):
+        raise DDBenchError("robustness takes exactly one of --method NAME or --distilled PATH")
+    (card,) = _protocols([args.protocol])
+    card = card.with_overrides(epochs=args.epochs)
+    opts = _options(args)
+    opts.external = bool(args.distilled)
+    subject = _distilled(args, [card]) if args.distilled else create_method(args.method, **_parse_cfg(args.cfg))
+    rows = robustness_rows(subject, card, opts)
+    table = [[r["arch"], r["seed"], f"{r['accuracy']:.2f}", f"{r['ior']:+.4f}", f"{r['hlr']:+.4f}", f"{r['lrs']:.4f}",
+              f"{r['gain_aug']:+.4f}", f"{r['gain_plain']:+.4f}", f"{r['ars']:.4f}"] for r in rows]
+    print(tabulate(table, headers=["arch", "seed", "acc %", "IOR", "HLR", "LRS", "Δ aug", "Δ no aug", "ARS"], tablefmt="github"))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
     from ddbench.protocol import load_protocol
     from ddbench.registry import create_method
     from ddbench.sweep import Request
@@ -177,7 +246,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         cards = [quick]
     cards = [card.with_overrides(epochs=args.epochs, precision=args.precision if args.precision != card.precision else None)
              for card in cards]
-    dset = DistilledSet.load(args.distilled) if args.distilled else None
+    dset = _distilled(args, cards) if args.distilled else None
     opts = _options(args)
     opts.external = dset is not None  # a set from a file: its method name is a claim
     _log(f"device: {opts.device}; results: {opts.store.path}")
@@ -387,9 +456,23 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--plan", action="store_true", help="print the job graph (tasks per stage, cached, estimated "
                                                            "device-hours) and stop")
 
+    def import_flags(p: argparse.ArgumentParser, with_dataset: bool) -> None:
+        p.add_argument("--format", choices=IMPORT_FORMATS, required=with_dataset,
+                       help="the source layout (see README, 'Evaluate a set made elsewhere')")
+        if with_dataset:
+            p.add_argument("--dataset", required=True, help="the dataset the set was distilled from")
+        p.add_argument("--lr", help="the learned lr (MTT never saves it), or 'card' for the card's lr")
+        p.add_argument("--zca", action="store_true", help="the images are in ZCA space (the source ran with --zca)")
+        p.add_argument("--experiment", type=int, default=0, help="dc: which experiment of the result file (default 0)")
+        p.add_argument("--iteration", help="mtt/datm/mkdt: read images_<ITERATION>.pt (default: _best, else the last)")
+        p.add_argument("--normalize", help="override the format's normalisation preset: mtt, dc, mkdt, dataset, pixels, "
+                                           "or MEAN,...:STD,...")
+        p.add_argument("--claim", help="the method name the set claims (default: the format's name); shown as external")
+
     ev = sub.add_parser("evaluate", help="evaluate a method or a distilled set under protocol cards")
     ev.add_argument("--method", help="registered method name(s), comma-separated (see `ddbench list methods`)")
-    ev.add_argument("--distilled", help="path to a distilled set (.safetensors) made anywhere")
+    ev.add_argument("--distilled", help="path to a distilled set (.safetensors), or with --format a set in another "
+                                        "codebase's layout (imported on the fly)")
     ev.add_argument("--protocol", nargs="+", help="card id(s), wildcards or .toml paths (default: the quick digits card)")
     ev.add_argument("--arch", action="append", help="architecture(s); comma lists and wildcards (default: the card's)")
     ev.add_argument("--seeds", type=int, help="number of evaluation seeds, 0..N-1 (default: the card's)")
@@ -404,9 +487,37 @@ def build_parser() -> argparse.ArgumentParser:
                     help="override the card's precision (rows are then non-standard; bf16: autocast in evaluation)")
     ev.add_argument("--batch-mode", choices=("auto", "loop", "vmap"), default="auto",
                     help="train seeds one by one, stacked with vmap, or pick the faster by timing (default)")
+    import_flags(ev, with_dataset=False)
     common(ev)
     scale(ev)
     ev.set_defaults(func=cmd_evaluate)
+
+    rb = sub.add_parser("robustness", help="DD-Ranking's label- and augmentation-robust scores (as rows and leaderboard columns)")
+    rb.add_argument("--method", help="a registered method")
+    rb.add_argument("--distilled", help="a set file (with --format: another codebase's layout)")
+    rb.add_argument("--protocol", required=True, help="one card")
+    rb.add_argument("--arch", action="append", help="architecture(s) (default: the card's)")
+    rb.add_argument("--seeds", type=int, help="number of seeds (default: the card's)")
+    rb.add_argument("--epochs", type=int, help="shorter recipe for quick checks; rows are marked non-standard")
+    rb.add_argument("--cfg", action="append", metavar="KEY=VALUE", help="method option (repeatable)")
+    rb.add_argument("--results", help="result store directory (default: as evaluate's)")
+    rb.add_argument("--batch-mode", choices=("auto", "loop", "vmap"), default="auto")
+    import_flags(rb, with_dataset=False)
+    common(rb)
+    rb.set_defaults(func=cmd_robustness)
+
+    im = sub.add_parser("import", help="convert a set saved by another codebase (MTT, DATM, DC, MKDT, tensors, folder)")
+    im.add_argument("src", help="the source file or folder")
+    im.add_argument("--out", required=True, help="output ddbench set (.safetensors)")
+    import_flags(im, with_dataset=True)
+    im.add_argument("--data-root")
+    im.set_defaults(func=cmd_import)
+
+    ex = sub.add_parser("export", help="write a ddbench set in another layout (mtt, tensors, folder)")
+    ex.add_argument("set", help="a ddbench set (.safetensors)")
+    ex.add_argument("--format", required=True, choices=("mtt", "tensors", "folder"))
+    ex.add_argument("--out", required=True, help="output folder (tensors: a .pt file or a folder)")
+    ex.set_defaults(func=cmd_export)
 
     di = sub.add_parser("distill", help="distil a set with a method under a card and save it")
     di.add_argument("--method", required=True)

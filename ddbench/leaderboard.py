@@ -52,6 +52,7 @@ def summarize(rows: list[dict[str, Any]]) -> pd.DataFrame:
     cards; rows of different precision are never averaged together. A set evaluated from a file shows the
     method it claims, marked external."""
     keys = ["protocol", "method", "run_id", "arch", "task", "precision"]
+    rows = [r for r in rows if r.get("task") != ROBUST_TASK]  # robustness scores are columns, not accuracies
     if not rows:
         return pd.DataFrame(columns=[*keys, "mean", "std", "n", "device"])
     rows = [{**r, "method": f"{r['method']} (external)"} if r.get("external") else r for r in rows]
@@ -62,6 +63,21 @@ def summarize(rows: list[dict[str, Any]]) -> pd.DataFrame:
     out = grouped.agg(mean="mean", std=lambda s: float(s.std(ddof=0)), n="count").reset_index()
     devices = df.groupby(keys, sort=False)["device"].agg(lambda s: sorted(set(s))[0])
     return out.merge(devices.reset_index(), on=keys)
+
+
+ROBUST_TASK = "robust"  # rows of ddbench.robustness: LRS / ARS per seed
+
+
+def robustness_columns(rows: list[dict[str, Any]]) -> dict[tuple, list[str]]:
+    """(protocol, method (as shown), run, arch) -> ["LRS mean ± std", "ARS mean ± std"] from the score rows."""
+    robust = [{**r, "method": f"{r['method']} (external)"} if r.get("external") else r for r in rows if r.get("task") == ROBUST_TASK]
+    if not robust:
+        return {}
+    df = pd.DataFrame(robust)
+    out = {}
+    for key, group in df.groupby(["protocol", "method", "run_id", "arch"], sort=False):
+        out[key] = [f"{group[m].mean():.3f} ± {group[m].std(ddof=0):.3f}" for m in ("lrs", "ars")]
+    return out
 
 
 def current_rows(store: ResultStore) -> tuple[list[dict[str, Any]], int]:
@@ -110,7 +126,7 @@ def published_lookup() -> tuple[dict[tuple[str, str, str, str], Published], dict
 
 
 def ranked_table(card: ProtocolCard, part: pd.DataFrame, pub: dict, cites: Citations,
-                 esc: Callable[[Any], str] = cell) -> tuple[list[str], list[list[Any]]]:
+                 esc: Callable[[Any], str] = cell, scores: dict[tuple, list[str]] | None = None) -> tuple[list[str], list[list[Any]]]:
     """One row per (method, run, arch, task), ranked by mean within each task; published number and Δ beside.
     Text cells pass through `esc` (markdown escaping by default; the HTML site escapes its own way)."""
     part = part.sort_values(["task", "mean"], ascending=[True, False])
@@ -121,8 +137,10 @@ def ranked_table(card: ProtocolCard, part: pd.DataFrame, pub: dict, cites: Citat
         p = _published_for(pub, card, r.method, r.task, r.arch)
         table.append([*([esc(r.task)] if with_tasks else []), rank, esc(r.method), esc(r.arch), f"{r.mean:.2f} ± {r.std:.2f}", r.n,
                       f"{p.accuracy:.1f} [{cites.mark(p)}]" if p else "—", f"{r.mean - p.accuracy:+.1f}" if p else "—",
-                      esc(r.run_id), esc(r.device)])
-    headers = [*(["task"] if with_tasks else []), "#", "method", "arch", "accuracy", "n", "published", "Δ", "run", "device"]
+                      esc(r.run_id), esc(r.device),
+                      *((scores or {}).get((card.id, r.method, r.run_id, r.arch), ["—", "—"]) if scores else [])])
+    headers = [*(["task"] if with_tasks else []), "#", "method", "arch", "accuracy", "n", "published", "Δ", "run", "device",
+               *(["LRS", "ARS"] if scores else [])]
     return headers, table
 
 
@@ -167,11 +185,13 @@ def render(store: ResultStore) -> str:
     pub, recipes = published_lookup()
     cites = Citations(recipes)
     summary = summarize(rows)
+    robust = robustness_columns(rows)
     lines = ["# ddbench leaderboard", "",
              "Final-epoch test accuracy (%), mean ± std (population) over evaluation seeds; "
              f"every number comes from `{_store_name(store)}`. Published numbers are quoted with their source; "
              "the recipe behind each is in the notes below — a different recipe is a yardstick, not a tie. "
-             "Cross-architecture cards show a method × arch matrix: each cell's bracket is its drop from the card's first arch.", ""]
+             "Cross-architecture cards show a method × arch matrix: each cell's bracket is its drop from the card's first arch. "
+             "LRS / ARS: DD-Ranking's label- and augmentation-robust scores in [0, 1] (`ddbench robustness`), where computed.", ""]
     if summary.empty:
         lines.append("_No results yet. Run `ddbench evaluate --method random --protocol mnist-ipc10`._")
     for protocol in sorted(summary["protocol"].unique()) if not summary.empty else []:
@@ -180,7 +200,9 @@ def render(store: ResultStore) -> str:
         for precision in sorted(part["precision"].unique()):
             sub = part[part["precision"] == precision]
             title = protocol if precision == card.precision else f"{protocol} ({precision})"
-            headers, table = (arch_matrix if len(card.archs) > 1 else ranked_table)(card, sub, pub, cites)
+            scores = {k: v for k, v in robust.items() if k[0] == protocol}
+            headers, table = (arch_matrix(card, sub, pub, cites) if len(card.archs) > 1
+                              else ranked_table(card, sub, pub, cites, scores=scores))
             lines += [f"## {cell(title)}", "", f"{cell(card.description)} · card v{card.version} `{card.hash}`", "",
                       tabulate(table, headers=headers, tablefmt="github", disable_numparse=True), ""]
     if cites.numbers:

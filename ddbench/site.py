@@ -19,7 +19,7 @@ import pandas as pd
 
 from ddbench.distilled import DistilledSet
 from ddbench.errors import DDBenchError
-from ddbench.leaderboard import Citations, arch_matrix, current_rows, published_lookup, ranked_table, summarize
+from ddbench.leaderboard import Citations, arch_matrix, current_rows, published_lookup, ranked_table, robustness_columns, summarize
 from ddbench.paths import atomic_write
 from ddbench.protocol import ProtocolCard, load_protocol
 from ddbench.results import ResultStore
@@ -168,6 +168,7 @@ def build_site(store: ResultStore, out: str | Path, set_dirs: Iterable[str | Pat
     out = Path(out)
     rows, dropped = current_rows(store)
     summary = summarize(rows)
+    robust = robustness_columns(rows)
     pub, recipes = published_lookup()
     costs = _costs(rows) if rows else pd.DataFrame(columns=["protocol", "method", "run_id", "distill_s", "peak_mb", "device"])
     set_ids = {r["set_id"] for r in rows if r.get("set_id")}
@@ -184,7 +185,8 @@ def build_site(store: ResultStore, out: str | Path, set_dirs: Iterable[str | Pat
             card = load_protocol(protocol)
             part = summary[summary["protocol"] == protocol]
             matrix = len(card.archs) > 1
-            headers, table = (arch_matrix if matrix else ranked_table)(card, part, pub, cites, esc=str)
+            headers, table = (arch_matrix(card, part, pub, cites, esc=str) if matrix else
+                              ranked_table(card, part, pub, cites, esc=str, scores={k: v for k, v in robust.items() if k[0] == protocol}))
             if not matrix:
                 cost = costs[costs["protocol"] == protocol].set_index(["method", "run_id"])
                 headers = [*headers, "distill time (s)", "peak memory (MB)"]

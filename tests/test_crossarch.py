@@ -54,3 +54,10 @@ def test_the_digits_cross_arch_card_produces_the_matrix(tmp_path):
     assert float(row[6]) == pytest.approx(sum(accs.values()) / 4, abs=0.01)
     drops = [float(c.split("(")[1].rstrip(")")) for c in row[3:6]]
     assert drops == pytest.approx([accs[a] - accs["convnetd1"] for a in card.archs[1:]], abs=0.06)
+
+
+def test_the_soft_label_track_has_its_own_cards():
+    for ds in ("cifar10", "cifar100", "tinyimagenet"):
+        for ipc in (1, 10, 50):
+            base, soft = load_protocol(f"{ds}-ipc{ipc}"), load_protocol(f"{ds}-ipc{ipc}-soft")
+            assert soft.labels == "soft" and base.labels == "hard" and soft.train == base.train and soft.hash != base.hash
