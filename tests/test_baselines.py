@@ -47,7 +47,7 @@ def _fake_like(card, root, per_class: int):
 
 @pytest.mark.parametrize("protocol", [p for p in list_protocols()
                                       if not p.startswith("digits") and load_protocol(p).kind == "supervised"
-                                      and not p.endswith(("-xarch", "-timm", "-soft"))])  # same data and IPC as their base card
+                                      and not p.endswith(("-xarch", "-timm", "-soft", "-bf16"))])  # same data and IPC as their base card
 def test_every_baseline_runs_on_every_supervised_card(protocol, tmp_path, opts):
     """Shape, class count and arch of each card (selection only; tiny fake data keeps it fast)."""
     card = load_protocol(protocol)

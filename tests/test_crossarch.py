@@ -61,3 +61,11 @@ def test_the_soft_label_track_has_its_own_cards():
         for ipc in (1, 10, 50):
             base, soft = load_protocol(f"{ds}-ipc{ipc}"), load_protocol(f"{ds}-ipc{ipc}-soft")
             assert soft.labels == "soft" and base.labels == "hard" and soft.train == base.train and soft.hash != base.hash
+
+
+def test_bf16_variants_of_the_measured_cards():
+    """bench_precision.py found bf16 within the fp32 seed spread on these three cards (RESULTS.md)."""
+    for base_id in ("cifar10-ipc1", "cifar10-ipc10", "mnist-ipc10"):
+        base, fast = load_protocol(base_id), load_protocol(f"{base_id}-bf16")
+        assert fast.precision == "bf16" and base.precision == "fp32" and fast.standard
+        assert fast.train == base.train and fast.hash != base.hash and fast.archs == base.archs
