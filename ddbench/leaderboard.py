@@ -115,8 +115,12 @@ class Citations:
         key = f"{p.citation} — {self.recipes.get(p.recipe, p.recipe)}"
         return self.numbers.setdefault(key, len(self.numbers) + 1)
 
+    def texts(self) -> list[str]:
+        """The sources in citation order."""
+        return [text for text, _ in sorted(self.numbers.items(), key=lambda kv: kv[1])]
+
     def lines(self) -> list[str]:
-        return [f"{i}. {text}" for text, i in sorted(self.numbers.items(), key=lambda kv: kv[1])]
+        return [f"{i}. {text}" for i, text in enumerate(self.texts(), start=1)]
 
 
 def published_lookup() -> tuple[dict[tuple[str, str, str, str], Published], dict[str, str]]:

@@ -203,7 +203,7 @@ def build_site(store: ResultStore, out: str | Path, set_dirs: Iterable[str | Pat
                     grids.append(f"<figure>{image_grid(DistilledSet.load(path))}<figcaption>{html.escape(method)}</figcaption></figure>")
             body += grids
         if cites.numbers:
-            body += ["<h2>Sources of published numbers</h2><ol>", *[f"<li>{html.escape(t)}</li>" for t in _texts(cites)], "</ol>"]
+            body += ["<h2>Sources of published numbers</h2><ol>", *[f"<li>{html.escape(t)}</li>" for t in cites.texts()], "</ol>"]
         page = out / f"{dataset}.html"
         _write(page, _page(f"ddbench — {dataset}", "\n".join(body)))
         written.append(page)
@@ -236,10 +236,6 @@ def _leaders(summary: pd.DataFrame) -> list[list[Any]]:
         leader = [best["method"].iloc[0], f"{best['mean'].iloc[0]:.2f}"] if len(best) else ["—", "—"]
         rows.append([card.dataset, protocol, summary[summary["protocol"] == protocol]["method"].nunique(), *leader])
     return rows
-
-
-def _texts(cites: Citations) -> list[str]:
-    return [line.split(". ", 1)[1] for line in cites.lines()]
 
 
 def _write(path: Path, text: str) -> None:
