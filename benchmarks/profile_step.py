@@ -1,10 +1,12 @@
-"""Where a training step's time goes: the engine's own loop under torch.profiler.
+"""Where a card's time goes: the engine's own loop under torch.profiler, and the test pass.
 
-`ddbench.train` marks each step's regions with `record_function` (augment, forward with the loss,
-backward, optimizer). This script trains one network of a card's recipe on a random-real set under
-the profiler and prints each region's share of the step; the network's own forward and backward
-should be at least 85% of it (issue 12). A plain ConvNet step without augmentation, timed in the
-same run, is the baseline the script compares the step with.
+`ddbench.train` marks each step's regions with `record_function` (data: the shuffle and the batch;
+augment; forward with the loss; backward; optimizer). This script trains one network of a card's
+recipe on a random-real set under the profiler and prints each region's share of the step; the
+network's own forward and backward should be at least 85% of it (issue 12). A bare network step on
+the same batch without augmentation, at the same precision and timed in the same run, is the
+baseline the step is compared with. Last, it times the test pass (the card's one pass over the real
+test split per network) and gives its share of one network's full-card cost.
 
     python benchmarks/profile_step.py --data-root ../shared/data --card cifar10-ipc10 --epochs 30
     python benchmarks/profile_step.py --card digits-quick --epochs 100
@@ -21,10 +23,11 @@ from torch.profiler import ProfilerActivity, profile
 from ddbench.augment import DSA
 from ddbench.data import load_dataset
 from ddbench.evaluate import card_space
+from ddbench.precision import autocast, precision_scope
 from ddbench.protocol import load_protocol
-from ddbench.train import init_network, train_networks
+from ddbench.train import accuracy, init_network, train_networks
 
-REGIONS = ("ddbench.augment", "ddbench.forward", "ddbench.backward", "ddbench.optimizer")
+REGIONS = ("ddbench.data", "ddbench.augment", "ddbench.forward", "ddbench.backward", "ddbench.optimizer")
 
 
 def main() -> None:
@@ -34,7 +37,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     args = ap.parse_args()
-    card = load_protocol(args.card).with_overrides(epochs=args.epochs)
+    full_card = load_protocol(args.card)
+    card = full_card.with_overrides(epochs=args.epochs)
     train = load_dataset(card.dataset, args.data_root)
     space = card_space(card, train)
     gen = torch.Generator().manual_seed(0)
@@ -43,8 +47,6 @@ def main() -> None:
     x, y = space.from_uint8(train.x_train[idx]), train.y_train[idx]
     augment = DSA(card.train.dsa_strategy) if card.train.augment == "dsa" else None
     arch = card.archs[0]
-    from ddbench.precision import precision_scope
-
     with precision_scope(args.precision, torch.device("cpu"), evaluation=True):
         train_networks(arch, [0], x, y, "hard", card.with_overrides(epochs=2).train, card.train.lr, train.num_classes,
                        augment, mode="loop", progress=False)  # warm-up
@@ -53,21 +55,32 @@ def main() -> None:
             train_networks(arch, [0], x, y, "hard", card.train, card.train.lr, train.num_classes, augment, mode="loop",
                            progress=False)
         profiled = time.perf_counter() - start
-    totals = {e.key: e.cpu_time_total / 1e6 for e in prof.key_averages() if e.key in REGIONS}
-    step = sum(totals.values())
-    steps = (card.train.epochs + 1) * -(-len(x) // card.train.batch_size)
-    # the baseline: the bare network step (forward, loss, backward, SGD) on the same batch, no augmentation
-    model = init_network(arch, 0, train.num_classes, train.channels, train.image_size)
-    opt = torch.optim.SGD(model.parameters(), lr=card.train.lr, momentum=card.train.momentum)
-    batch = x[: card.train.batch_size]
-    for _ in range(3):
-        torch.nn.functional.cross_entropy(model(batch), y[: len(batch)]).backward()
-    start = time.perf_counter()
-    for _ in range(steps):
-        opt.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(model(batch), y[: len(batch)]).backward()
-        opt.step()
-    bare = (time.perf_counter() - start) / steps
+        totals = {e.key: e.cpu_time_total / 1e6 for e in prof.key_averages() if e.key in REGIONS}
+        step = sum(totals.values())
+        steps = (card.train.epochs + 1) * -(-len(x) // card.train.batch_size)
+        # the baseline: the bare network step (forward, loss, backward, SGD) on the same batch, no augmentation
+        model = init_network(arch, 0, train.num_classes, train.channels, train.image_size)
+        opt = torch.optim.SGD(model.parameters(), lr=card.train.lr, momentum=card.train.momentum)
+        batch, labels = x[: card.train.batch_size], y[: card.train.batch_size]
+
+        def bare_step() -> None:
+            opt.zero_grad(set_to_none=True)
+            with autocast(batch.device):
+                loss = torch.nn.functional.cross_entropy(model(batch).float(), labels)
+            loss.backward()
+            opt.step()
+
+        for _ in range(3):
+            bare_step()
+        start = time.perf_counter()
+        for _ in range(steps):
+            bare_step()
+        bare = (time.perf_counter() - start) / steps
+        x_test, y_test = space.from_uint8(train.x_test), train.y_test
+        accuracy(model, x_test[:1024], y_test[:1024])  # warm-up
+        start = time.perf_counter()
+        accuracy(model, x_test, y_test)
+        test_pass = time.perf_counter() - start
     print(f"{args.card} ({arch}, batch {min(len(x), card.train.batch_size)}, {steps} steps, {args.precision}, "
           f"{torch.get_num_threads()} threads); profiled run {profiled:.1f} s")
     rows = [[r.split(".")[1], f"{1e3 * totals.get(r, 0) / steps:.2f}", f"{100 * totals.get(r, 0) / step:.1f}%"] for r in REGIONS]
@@ -75,6 +88,9 @@ def main() -> None:
     network = totals.get("ddbench.forward", 0) + totals.get("ddbench.backward", 0)
     print(f"network forward + backward: {100 * network / step:.1f}% of a step (target ≥ 85%); step {1e3 * step / steps:.2f} ms, "
           f"bare network step (no augmentation) {1e3 * bare:.2f} ms: ratio {step / steps / bare:.2f}")
+    full = (full_card.train.epochs + 1) * -(-len(x) // card.train.batch_size) * step / steps
+    print(f"test pass ({len(x_test)} images): {test_pass:.2f} s = {100 * test_pass / (full + test_pass):.1f}% of one network's "
+          f"full card ({full_card.train.epochs} epochs: {full:.0f} s of training at this step time)")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,11 @@ def describe(policy: str, device: torch.device) -> str:
     return f"cuda: matmul {math}, conv {math}"
 
 
+def autocast_dtype() -> torch.dtype | None:
+    """The dtype evaluations in scope autocast to (None at full precision)."""
+    return _AUTOCAST.get()
+
+
 def autocast(device: torch.device) -> Any:
     """The autocast an evaluation's forward pass runs under (a no-op unless a bf16 evaluation is in scope)."""
     dtype = _AUTOCAST.get()

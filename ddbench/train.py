@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from ddbench.augment import DSA
 from ddbench.models import create_network
-from ddbench.precision import autocast
+from ddbench.precision import autocast, autocast_dtype
 from ddbench.protocol import TrainRecipe
 
 MODES = ("auto", "loop", "vmap")
@@ -189,10 +189,12 @@ def _train_one(model, seed, images, targets, loss_fn, recipe, lr, augment, bar, 
     if snapshot:
         snapshot(0, flat_parameters(model).unsqueeze(0))
     for ep in range(recipe.epochs + 1 if epochs is None else epochs):
-        perm = torch.randperm(n, generator=streams.device, device=device)
+        with record_function("ddbench.data"):
+            perm = torch.randperm(n, generator=streams.device, device=device)
         for lo, hi in _batches(n, recipe.batch_size):
-            idx = perm[lo:hi]
-            x = images[idx]
+            with record_function("ddbench.data"):
+                idx = perm[lo:hi]
+                x = images[idx]
             if augment is not None:
                 with record_function("ddbench.augment"):
                     x = augment(x, streams.device, streams.pick)
@@ -310,7 +312,8 @@ def choose_mode(requested: str, arch: str, seeds: Sequence[int], images: torch.T
 
 def _time_modes(arch, seeds, images, targets, label_mode, recipe, lr, num_classes, augment) -> str:
     device = images.device
-    key = (arch, len(seeds), tuple(images.shape), str(device), recipe.batch_size)
+    # the precision in scope is part of the key: the faster way at fp32 need not be the faster under bf16
+    key = (arch, len(seeds), tuple(images.shape), str(device), recipe.batch_size, str(autocast_dtype()))
     if key in _MODE_CACHE:
         return _MODE_CACHE[key]
     loss_fn = loss_function(label_mode)

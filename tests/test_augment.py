@@ -106,3 +106,20 @@ def test_every_group_changes_its_input(group):
     x = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     out = DSA(group)(x, *gens(3))
     assert out.shape == x.shape and (out - x).abs().mean() > 1e-3, group
+
+
+def test_one_channel_images_keep_plain_nchw_strides():
+    """A channels-last layout sneaking in (as the indexed crop once did for 1-channel images) sends the
+    network to channels-last kernels: 2.5x slower under bf16 on a CPU (benchmarks/RESULTS.md)."""
+    import numpy as np
+
+    from ddbench.data.base import to_nchw
+
+    plain = (28 * 28, 28 * 28, 28, 1)
+    assert to_nchw(np.zeros((4, 28, 28, 1), np.uint8)).stride() == plain
+    x = torch.randn(4, 1, 28, 28)
+    for group in ("color", "crop", "cutout", "scale", "rotate"):
+        dsa = DSA(group)
+        assert dsa(x, *gens(0)).stride() == plain, group
+        assert dsa.stacked(x.unsqueeze(0).expand(2, -1, -1, -1, -1), [gens(0)[0], gens(1)[0]],
+                           [gens(0)[1], gens(1)[1]])[0].stride() == plain, group

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ddbench.data import cache, cifar, fine_grained, folders, mnist
-from ddbench.data.base import DatasetSpec, Expected, ImageDataset, Splits, channel_stats, data_fingerprint
+from ddbench.data.base import DatasetSpec, Expected, ImageDataset, Splits, channel_stats, data_fingerprint, to_nchw
 from ddbench.data.digits import read_digits
 from ddbench.data.npz import read_npz
 from ddbench.errors import DDBenchError
@@ -151,7 +151,6 @@ def load_dataset(name: str, data_root: str | Path | None = None, use_cache: bool
             return hit
     import torch
 
-    to_nchw = lambda x: torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()  # noqa: E731
     return ImageDataset(spec.name, to_nchw(splits.x_train), torch.from_numpy(splits.y_train.astype("int64")),
                         to_nchw(splits.x_test), torch.from_numpy(splits.y_test.astype("int64")), splits.class_names,
                         tuple(mean), tuple(std), where, fingerprint, complete)

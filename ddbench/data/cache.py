@@ -10,7 +10,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ddbench.data.base import ImageDataset, Splits
+from ddbench.data.base import ImageDataset, Splits, to_nchw
 from ddbench.paths import atomic_path, user_cache_root
 
 CACHE_FORMAT = 2  # 2: the data fingerprint and completeness are kept with the arrays
@@ -34,12 +34,8 @@ def file_fingerprint(paths: list[Path]) -> list[str]:
 
 def save(path: Path, name: str, splits: Splits, mean: tuple, std: tuple, source: str, fingerprint: str,
          complete: bool) -> None:
-    tensors = {
-        key: torch.from_numpy(np.ascontiguousarray(getattr(splits, key)).astype(np.uint8 if key[0] == "x" else np.int64))
-        for key in ("x_train", "y_train", "x_test", "y_test")
-    }
-    tensors["x_train"] = tensors["x_train"].permute(0, 3, 1, 2).contiguous()
-    tensors["x_test"] = tensors["x_test"].permute(0, 3, 1, 2).contiguous()
+    tensors = {key: to_nchw(getattr(splits, key).astype(np.uint8)) for key in ("x_train", "x_test")}
+    tensors |= {key: torch.from_numpy(getattr(splits, key).astype(np.int64)) for key in ("y_train", "y_test")}
     meta = {"name": name, "class_names": json.dumps(splits.class_names), "mean": json.dumps(mean), "std": json.dumps(std), "source": source,
             "fingerprint": fingerprint, "complete": json.dumps(complete)}
     with atomic_path(path) as tmp:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ddbench.data.base import to_nchw
 from ddbench.errors import DDBenchError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -206,10 +207,10 @@ def read_folder(src: Path, class_names: list[str]) -> Source:
                     array = np.asarray(im.convert("L" if im.mode in ("L", "I;16", "1") else "RGB"))
             except OSError as exc:
                 raise DDBenchError(f"{path}: not a readable image ({exc})") from None
-            images.append(torch.from_numpy(array.copy()).reshape(array.shape[0], array.shape[1], -1).permute(2, 0, 1))
+            images.append(array.reshape(array.shape[0], array.shape[1], -1))
             labels.append(index[folder.name])
     if not images:
         raise DDBenchError(f"{src}: the class folders hold no images ({', '.join(IMAGE_SUFFIXES)})")
     if len({tuple(t.shape) for t in images}) != 1:
         raise DDBenchError(f"{src}: images differ in size or channels; resize them to the dataset's shape first")
-    return Source(torch.stack(images), torch.tensor(labels), "hard", None, files, {"class_folders": names})
+    return Source(to_nchw(np.stack(images)), torch.tensor(labels), "hard", None, files, {"class_folders": names})
