@@ -1,8 +1,9 @@
 """Precision: the same sets evaluated in fp32 and under bf16 autocast, in one run.
 
 For each card, the random baseline's sets (one per seed, the same in both runs) are evaluated with
-the card's recipe at fp32 and at bf16; prints each one's accuracy (mean ± std over seeds), the wall
-times and their ratio (fp32 / bf16), and whether the means agree within the seed spread.
+the card's recipe at fp32 and at bf16 (on a CPU seed by seed, in alternating order); prints each one's accuracy
+(mean ± std over seeds), the wall times and their ratio (fp32 / bf16), and whether the means agree
+within the seed spread.
 
     python benchmarks/bench_precision.py --data-root ../shared/data --cards mnist-ipc10 cifar10-ipc1 cifar10-ipc10 --seeds 5
     python benchmarks/bench_precision.py --cards digits-quick --seeds 2 --epochs 20      # a minute on a CPU
@@ -27,15 +28,32 @@ from ddbench.results import ResultStore
 from ddbench.sweep import Request
 
 
-def _evaluate(card_id: str, precision: str, args: argparse.Namespace, device: torch.device, root: Path) -> tuple[list[float], float]:
+def _evaluate(card_id: str, precision: str, args: argparse.Namespace, device: torch.device, root: Path,
+              seeds: tuple[int, ...]) -> tuple[list[float], float]:
+    """`seeds` of `card_id` at `precision`: (accuracies in seed order, wall seconds)."""
     card = load_protocol(card_id).with_overrides(epochs=args.epochs, precision=precision)
     opts = EvalOptions(device=device, store=ResultStore(root / precision / "results"), data_root=args.data_root,
-                       cache_dir=root / "cache", seeds=args.seeds, mode=args.mode, progress=False)
+                       cache_dir=root / "cache", only_seeds=seeds, mode=args.mode, progress=False)
     start = time.perf_counter()
     rows, _ = run_requests([Request(card, method=create_method("random"))], opts)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return [r["accuracy"] for r in sorted(rows, key=lambda r: r["seed"])], time.perf_counter() - start
+
+
+def _compare(card_id: str, args: argparse.Namespace, device: torch.device, root: Path) -> dict[str, tuple[list[float], float]]:
+    """Both precisions on the same seeds. On a CPU seed by seed, their order alternating, so that a
+    drift in the machine's speed during a long run (shared hosts: ±20% seen here) falls on both alike;
+    on a GPU all seeds in one request, as the engine runs them there (stacked)."""
+    _evaluate(card_id, "fp32", argparse.Namespace(**{**vars(args), "epochs": 1}), device, root / "warm", (0,))
+    seeds = tuple(range(args.seeds))
+    groups = [seeds] if device.type == "cuda" else [(s,) for s in seeds]
+    out: dict[str, tuple[list[float], float]] = {"fp32": ([], 0.0), "bf16": ([], 0.0)}
+    for i, group in enumerate(groups):
+        for precision in ("fp32", "bf16") if i % 2 == 0 else ("bf16", "fp32"):
+            accuracies, seconds = _evaluate(card_id, precision, args, device, root, group)
+            out[precision] = (out[precision][0] + accuracies, out[precision][1] + seconds)
+    return out
 
 
 def main() -> None:
@@ -52,9 +70,8 @@ def main() -> None:
     table = []
     with tempfile.TemporaryDirectory() as tmp:
         for card_id in args.cards:
-            _evaluate(card_id, "fp32", argparse.Namespace(**{**vars(args), "seeds": 1, "epochs": 1}), device, Path(tmp) / "warm")
-            fp32, t32 = _evaluate(card_id, "fp32", args, device, Path(tmp))
-            bf16, t16 = _evaluate(card_id, "bf16", args, device, Path(tmp))
+            both = _compare(card_id, args, device, Path(tmp))
+            (fp32, t32), (bf16, t16) = both["fp32"], both["bf16"]
             m32, s32 = statistics.mean(fp32), statistics.pstdev(fp32)
             m16, s16 = statistics.mean(bf16), statistics.pstdev(bf16)
             agree = abs(m32 - m16) <= max(s32, s16)
