@@ -67,9 +67,10 @@ class Expected:
 def to_nchw(images: np.ndarray) -> torch.Tensor:
     """(N, H, W, C) pixels as an (N, C, H, W) tensor with plain NCHW strides.
 
-    `.permute(...).contiguous()` (and numpy's `ascontiguousarray`) leaves 1-channel images with channels-last strides (both layouts
-    count as contiguous), and convolutions then take their channels-last kernels: 1.15x slower at
-    fp32 and 2.5x slower under bf16 on a CPU (benchmarks/RESULTS.md, Precision).
+    `.permute(...).contiguous()` (and numpy's `ascontiguousarray`) leaves 1-channel images with
+    channels-last strides (both layouts count as contiguous), and convolutions then take their
+    channels-last kernels: 1.15x slower at fp32 and 2.5x slower under bf16 on a CPU
+    (benchmarks/RESULTS.md, Precision).
     """
     return torch.from_numpy(images).permute(0, 3, 1, 2).clone(memory_format=torch.contiguous_format)
 
