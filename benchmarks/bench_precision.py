@@ -48,12 +48,14 @@ def _compare(card_id: str, args: argparse.Namespace, device: torch.device, root:
     _evaluate(card_id, "fp32", argparse.Namespace(**{**vars(args), "epochs": 1}), device, root / "warm", (0,))
     seeds = tuple(range(args.seeds))
     groups = [seeds] if device.type == "cuda" else [(s,) for s in seeds]
-    out: dict[str, tuple[list[float], float]] = {"fp32": ([], 0.0), "bf16": ([], 0.0)}
+    accuracies: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    seconds = {"fp32": 0.0, "bf16": 0.0}
     for i, group in enumerate(groups):
         for precision in ("fp32", "bf16") if i % 2 == 0 else ("bf16", "fp32"):
-            accuracies, seconds = _evaluate(card_id, precision, args, device, root, group)
-            out[precision] = (out[precision][0] + accuracies, out[precision][1] + seconds)
-    return out
+            group_accuracies, group_seconds = _evaluate(card_id, precision, args, device, root, group)
+            accuracies[precision] += group_accuracies
+            seconds[precision] += group_seconds
+    return {precision: (accuracies[precision], seconds[precision]) for precision in accuracies}
 
 
 def main() -> None:

@@ -57,7 +57,8 @@ def main() -> None:
         profiled = time.perf_counter() - start
         totals = {e.key: e.cpu_time_total / 1e6 for e in prof.key_averages() if e.key in REGIONS}
         step = sum(totals.values())
-        steps = (card.train.epochs + 1) * -(-len(x) // card.train.batch_size)
+        batches = -(-len(x) // card.train.batch_size)  # per epoch
+        steps = (card.train.epochs + 1) * batches
         # the baseline: the bare network step (forward, loss, backward, SGD) on the same batch, no augmentation
         model = init_network(arch, 0, train.num_classes, train.channels, train.image_size)
         opt = torch.optim.SGD(model.parameters(), lr=card.train.lr, momentum=card.train.momentum)
@@ -88,7 +89,7 @@ def main() -> None:
     network = totals.get("ddbench.forward", 0) + totals.get("ddbench.backward", 0)
     print(f"network forward + backward: {100 * network / step:.1f}% of a step (target ≥ 85%); step {1e3 * step / steps:.2f} ms, "
           f"bare network step (no augmentation) {1e3 * bare:.2f} ms: ratio {step / steps / bare:.2f}")
-    full = (full_card.train.epochs + 1) * -(-len(x) // card.train.batch_size) * step / steps
+    full = (full_card.train.epochs + 1) * batches * step / steps
     print(f"test pass ({len(x_test)} images): {test_pass:.2f} s = {100 * test_pass / (full + test_pass):.1f}% of one network's "
           f"full card ({full_card.train.epochs} epochs: {full:.0f} s of training at this step time)")
 

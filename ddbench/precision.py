@@ -43,7 +43,7 @@ def autocast_dtype() -> torch.dtype | None:
 
 def autocast(device: torch.device) -> Any:
     """The autocast an evaluation's forward pass runs under (a no-op unless a bf16 evaluation is in scope)."""
-    dtype = _AUTOCAST.get()
+    dtype = autocast_dtype()
     if dtype is None:
         return nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
