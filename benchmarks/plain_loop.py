@@ -8,6 +8,7 @@ from Python lists, and per-batch accuracy bookkeeping through numpy (a device sy
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import torch
@@ -94,3 +95,26 @@ def plain_evaluate(net, images, labels, test_images, test_labels, epochs, lr, st
             optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=0.0005)
     with torch.no_grad():
         return _epoch(test_loader, net, None, device, None, params, train=False)
+
+
+def bare_step_seconds(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, lr: float = 0.01,
+                      momentum: float = 0.9, warmup: int = 3) -> float:
+    """Mean wall time of the bare network step on one batch: forward, loss, backward, SGD; no
+    augmentation, no data handling; under the evaluation autocast in scope (`ddbench.precision`)."""
+    from ddbench.precision import autocast
+
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        with autocast(x.device):
+            loss = F.cross_entropy(model(x).float(), y)
+        loss.backward()
+        opt.step()
+
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - start) / steps

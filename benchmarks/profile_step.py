@@ -6,7 +6,8 @@ recipe on a random-real set under the profiler and prints each region's share of
 network's own forward and backward should be at least 85% of it (issue 12). A bare network step on
 the same batch without augmentation, at the same precision and timed in the same run, is the
 baseline the step is compared with. Last, it times the test pass (the card's one pass over the real
-test split per network) and gives its share of one network's full-card cost.
+test split per network), gives its share of one network's full-card cost and the operators that
+take most of it.
 
     python benchmarks/profile_step.py --data-root ../shared/data --card cifar10-ipc10 --epochs 30
     python benchmarks/profile_step.py --card digits-quick --epochs 100
@@ -14,18 +15,23 @@ test split per network) and gives its share of one network's full-card cost.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 from tabulate import tabulate
 from torch.profiler import ProfilerActivity, profile
 
-from ddbench.augment import DSA
-from ddbench.data import load_dataset
-from ddbench.evaluate import card_space
-from ddbench.precision import autocast, precision_scope
-from ddbench.protocol import load_protocol
-from ddbench.train import accuracy, init_network, train_networks
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from plain_loop import bare_step_seconds  # noqa: E402
+
+from ddbench.augment import DSA  # noqa: E402
+from ddbench.data import load_dataset  # noqa: E402
+from ddbench.evaluate import card_space  # noqa: E402
+from ddbench.precision import precision_scope  # noqa: E402
+from ddbench.protocol import load_protocol  # noqa: E402
+from ddbench.train import accuracy, init_network, train_networks  # noqa: E402
 
 REGIONS = ("ddbench.data", "ddbench.augment", "ddbench.forward", "ddbench.backward", "ddbench.optimizer")
 
@@ -61,27 +67,15 @@ def main() -> None:
         steps = (card.train.epochs + 1) * batches
         # the baseline: the bare network step (forward, loss, backward, SGD) on the same batch, no augmentation
         model = init_network(arch, 0, train.num_classes, train.channels, train.image_size)
-        opt = torch.optim.SGD(model.parameters(), lr=card.train.lr, momentum=card.train.momentum)
-        batch, labels = x[: card.train.batch_size], y[: card.train.batch_size]
-
-        def bare_step() -> None:
-            opt.zero_grad(set_to_none=True)
-            with autocast(batch.device):
-                loss = torch.nn.functional.cross_entropy(model(batch).float(), labels)
-            loss.backward()
-            opt.step()
-
-        for _ in range(3):
-            bare_step()
-        start = time.perf_counter()
-        for _ in range(steps):
-            bare_step()
-        bare = (time.perf_counter() - start) / steps
+        bare = bare_step_seconds(model, x[: card.train.batch_size], y[: card.train.batch_size], steps, card.train.lr,
+                                 card.train.momentum)
         x_test, y_test = space.from_uint8(train.x_test), train.y_test
         accuracy(model, x_test[:1024], y_test[:1024])  # warm-up
         start = time.perf_counter()
         accuracy(model, x_test, y_test)
         test_pass = time.perf_counter() - start
+        with profile(activities=[ProfilerActivity.CPU]) as test_prof:
+            accuracy(model, x_test, y_test)
     print(f"{args.card} ({arch}, batch {min(len(x), card.train.batch_size)}, {steps} steps, {args.precision}, "
           f"{torch.get_num_threads()} threads); profiled run {profiled:.1f} s")
     rows = [[r.split(".")[1], f"{1e3 * totals.get(r, 0) / steps:.2f}", f"{100 * totals.get(r, 0) / step:.1f}%"] for r in REGIONS]
@@ -92,6 +86,11 @@ def main() -> None:
     full = (full_card.train.epochs + 1) * batches * step / steps
     print(f"test pass ({len(x_test)} images): {test_pass:.2f} s = {100 * test_pass / (full + test_pass):.1f}% of one network's "
           f"full card ({full_card.train.epochs} epochs: {full:.0f} s of training at this step time)")
+    ops = sorted(test_prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in ops)
+    print("test pass, the operators taking most of it (self CPU time):")
+    print(tabulate([[e.key, f"{100 * e.self_cpu_time_total / total:.1f}%"] for e in ops[:6]], headers=["op", "share"],
+                   tablefmt="github"))
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ def apply_crop(x: torch.Tensor, q: Params, p: DSAParams) -> torch.Tensor:
     cols = (torch.arange(w, device=x.device).view(1, 1, w) + q["ty"].view(n, 1, 1) + 1).clamp(0, w + 1)
     # a gather over the flattened padded image keeps the result in plain NCHW strides; an indexed
     # NHWC view permuted back gives 1-channel images channels-last strides, and the network then runs
-    # its channels-last kernels: 1.15x slower at fp32 and 2.5x slower under bf16 on a CPU (RESULTS.md)
+    # its channels-last kernels: 1.1-1.2x slower at fp32, 2.5-2.9x under bf16 on a CPU (benchmarks/bench_layout.py)
     padded = F.pad(x, [1, 1, 1, 1]).flatten(2)
     where = (rows * (w + 2) + cols).view(n, 1, h * w).expand(n, x.shape[1], h * w)
     return padded.gather(2, where).view_as(x)

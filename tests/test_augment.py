@@ -110,7 +110,7 @@ def test_every_group_changes_its_input(group):
 
 def test_one_channel_images_keep_plain_nchw_strides():
     """A channels-last layout sneaking in (as the indexed crop once did for 1-channel images) sends the
-    network to channels-last kernels: 2.5x slower under bf16 on a CPU (benchmarks/RESULTS.md)."""
+    network to channels-last kernels: 2.5-2.9x slower under bf16 on a CPU (benchmarks/bench_layout.py)."""
     import numpy as np
 
     from ddbench.data.base import to_nchw
@@ -123,3 +123,19 @@ def test_one_channel_images_keep_plain_nchw_strides():
         assert dsa(x, *gens(0)).stride() == plain, group
         assert dsa.stacked(x.unsqueeze(0).expand(2, -1, -1, -1, -1), [gens(0)[0], gens(1)[0]],
                            [gens(0)[1], gens(1)[1]])[0].stride() == plain, group
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_crop_equals_the_original_indexed_crop(channels):
+    """The gather crop gives DSA's original indexed crop (pad, NHWC index, permute back): values and gradients."""
+    x = torch.randn(20, channels, 12, 10, requires_grad=True)
+    q = draw_crop(20, x.shape, DSAParams(), torch.Generator().manual_seed(1), x.device)
+    n, _, h, w = x.shape
+    rows = (torch.arange(h).view(1, h, 1) + q["tx"].view(n, 1, 1) + 1).clamp(0, h + 1)
+    cols = (torch.arange(w).view(1, 1, w) + q["ty"].view(n, 1, 1) + 1).clamp(0, w + 1)
+    original = torch.nn.functional.pad(x, [1, 1, 1, 1]).permute(0, 2, 3, 1)[torch.arange(n).view(n, 1, 1), rows, cols]
+    original = original.permute(0, 3, 1, 2)
+    ours = apply_crop(x, q, DSAParams())
+    weights = torch.randn_like(ours)
+    assert torch.equal(ours, original) and (q["tx"] != 0).any()
+    assert torch.equal(*(torch.autograd.grad((out * weights).sum(), x)[0] for out in (ours, original)))

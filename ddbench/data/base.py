@@ -69,8 +69,8 @@ def to_nchw(images: np.ndarray) -> torch.Tensor:
 
     `.permute(...).contiguous()` (and numpy's `ascontiguousarray`) leaves 1-channel images with
     channels-last strides (both layouts count as contiguous), and convolutions then take their
-    channels-last kernels: 1.15x slower at fp32 and 2.5x slower under bf16 on a CPU
-    (benchmarks/RESULTS.md, Precision).
+    channels-last kernels: 1.1-1.2x slower at fp32, 2.5-2.9x under bf16 on a CPU
+    (benchmarks/bench_layout.py; benchmarks/RESULTS.md, Precision).
     """
     return torch.from_numpy(images).permute(0, 3, 1, 2).clone(memory_format=torch.contiguous_format)
 
