@@ -2,7 +2,7 @@
 
 Plain: the original buffer.py's structure — a DataLoader over the training tensors, one expert
 after another, DSA per batch with CPU-drawn parameters, per-batch accuracy through numpy, the
-parameters copied to the CPU after every epoch. Ours: `ddbench.train.train_trajectories` with the
+parameters copied to the CPU after every epoch. Ours: `ddbench.engine.train.train_trajectories` with the
 `auto` mode (stacked under vmap on a GPU, one by one on a CPU). Same recipe (SGD lr 0.01, no
 momentum, no weight decay, batch 256, DSA), same number of experts and epochs, in one process.
 
@@ -25,12 +25,12 @@ from torch.utils.data import DataLoader, TensorDataset
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from plain_loop import _plain_dsa  # noqa: E402
 
-from ddbench.augment import DSA, DSAParams  # noqa: E402
+from ddbench.core.provenance import device_name, pick_device  # noqa: E402
 from ddbench.data import load_dataset  # noqa: E402
-from ddbench.experts import ExpertRecipe  # noqa: E402
-from ddbench.preprocess import ImageSpace  # noqa: E402
-from ddbench.provenance import device_name, pick_device  # noqa: E402
-from ddbench.train import init_network, train_trajectories  # noqa: E402
+from ddbench.data.space import ImageSpace  # noqa: E402
+from ddbench.engine.augment import DSA, DSAParams  # noqa: E402
+from ddbench.engine.experts import ExpertRecipe  # noqa: E402
+from ddbench.engine.train import init_network, train_trajectories  # noqa: E402
 
 
 def plain_experts(arch, count, epochs, x, y, classes, strategy, device):

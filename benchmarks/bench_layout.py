@@ -21,8 +21,8 @@ from tabulate import tabulate
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from plain_loop import bare_step_seconds  # noqa: E402
 
-from ddbench.precision import precision_scope  # noqa: E402
-from ddbench.train import init_network  # noqa: E402
+from ddbench.engine.precision import precision_scope  # noqa: E402
+from ddbench.engine.train import init_network  # noqa: E402
 
 
 def step_ms(x: torch.Tensor, y: torch.Tensor, precision: str, steps: int) -> float:

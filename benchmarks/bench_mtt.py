@@ -3,7 +3,7 @@
 Plain: the original's structure — a flat-parameter module that re-assigns views of the flat
 vector into the network on every forward (mtt-distillation's ReparamModule), DSA per step with
 parameters drawn on the CPU and affine matrices built from Python lists, autograd double
-backward. Ours: `ddbench.unroll` (torch.func.functional_call over views, batched device-side
+backward. Ours: `ddbench.engine.unroll` (torch.func.functional_call over views, batched device-side
 DSA), with and without per-step gradient checkpointing. Same ConvNet, same synthetic set size,
 same number of unrolled steps, in one process; prints seconds per iteration, peak device memory
 (CUDA), the bytes autograd keeps for the backward pass (any device) and the ratios to plain.
@@ -26,11 +26,11 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from plain_loop import _plain_dsa  # noqa: E402
 
-from ddbench.augment import DSA, DSAParams  # noqa: E402
-from ddbench.memory import saved_for_backward_bytes  # noqa: E402
+from ddbench.core.provenance import device_name, pick_device  # noqa: E402
+from ddbench.engine.augment import DSA, DSAParams  # noqa: E402
+from ddbench.engine.memory import saved_for_backward_bytes  # noqa: E402
+from ddbench.engine.unroll import FlatNetwork, trajectory_matching_loss, unroll  # noqa: E402
 from ddbench.models import create_network  # noqa: E402
-from ddbench.provenance import device_name, pick_device  # noqa: E402
-from ddbench.unroll import FlatNetwork, trajectory_matching_loss, unroll  # noqa: E402
 
 SHAPES = {"cifar10": (3, 32, 10, "color_crop_cutout_flip_scale_rotate"), "digits": (1, 8, 10, "color_crop_cutout_scale_rotate"),
           "mnist": (1, 28, 10, "color_crop_cutout_scale_rotate")}

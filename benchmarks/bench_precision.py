@@ -20,12 +20,12 @@ from pathlib import Path
 import torch
 from tabulate import tabulate
 
-from ddbench.evaluate import EvalOptions, run_requests
-from ddbench.protocol import load_protocol
-from ddbench.provenance import device_name, pick_device
-from ddbench.registry import create_method
-from ddbench.results import ResultStore
-from ddbench.sweep import Request
+from ddbench.core.provenance import device_name, pick_device
+from ddbench.distill.registry import create_method
+from ddbench.kinds import load_protocol
+from ddbench.store.results import ResultStore
+from ddbench.sweep.build import Request
+from ddbench.sweep.evaluate import EvalOptions, run_requests
 
 
 def _evaluate(card_id: str, precision: str, args: argparse.Namespace, device: torch.device, root: Path,

@@ -26,13 +26,13 @@ from pathlib import Path
 import torch
 from tabulate import tabulate
 
-from ddbench.evaluate import EvalOptions, run_requests
-from ddbench.executors import LocalExecutor
-from ddbench.protocol import load_protocol
-from ddbench.ray_executor import RayExecutor
-from ddbench.registry import create_method
-from ddbench.results import ResultStore
-from ddbench.sweep import Request
+from ddbench.distill.registry import create_method
+from ddbench.kinds import load_protocol
+from ddbench.store.results import ResultStore
+from ddbench.sweep.build import Request
+from ddbench.sweep.evaluate import EvalOptions, run_requests
+from ddbench.sweep.executors import LocalExecutor
+from ddbench.sweep.ray_executor import RayExecutor
 
 SMALL_MTT = {"iterations": 30, "num_experts": 2, "expert_train_epochs": 8}  # tests/test_ray.py's sweep
 

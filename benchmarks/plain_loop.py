@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from ddbench.augment import DSAParams
+from ddbench.engine.augment import DSAParams
 
 
 def _plain_dsa(x: torch.Tensor, strategy: str, p: DSAParams) -> torch.Tensor:
@@ -100,8 +100,8 @@ def plain_evaluate(net, images, labels, test_images, test_labels, epochs, lr, st
 def bare_step_seconds(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, lr: float = 0.01,
                       momentum: float = 0.9, warmup: int = 3) -> float:
     """Mean wall time of the bare network step on one batch: forward, loss, backward, SGD; no
-    augmentation, no data handling; under the evaluation autocast in scope (`ddbench.precision`)."""
-    from ddbench.precision import autocast
+    augmentation, no data handling; under the evaluation autocast in scope (`ddbench.engine.precision`)."""
+    from ddbench.engine.precision import autocast
 
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
 

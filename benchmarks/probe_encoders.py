@@ -15,14 +15,14 @@ import torch
 import torch.nn.functional as F
 from tabulate import tabulate
 
-from ddbench.barlow import BarlowRecipe, train_barlow
+from ddbench.cards.card import ProbeRecipe
 from ddbench.data import load_dataset
-from ddbench.preprocess import ImageSpace
-from ddbench.protocol import ProbeRecipe
-from ddbench.realtrain import embed, features
-from ddbench.teacher import teacher_network
-from ddbench.train import init_network
-from ddbench.transfer import probe_accuracies
+from ddbench.data.space import ImageSpace
+from ddbench.engine.barlow import BarlowRecipe, train_barlow
+from ddbench.engine.realtrain import embed, features
+from ddbench.engine.teacher import teacher_network
+from ddbench.engine.train import init_network
+from ddbench.engine.transfer import probe_accuracies
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Where a card's time goes: the engine's own loop under torch.profiler, and the test pass.
 
-`ddbench.train` marks each step's regions with `record_function` (data: the shuffle and the batch;
+`ddbench.engine.train` marks each step's regions with `record_function` (data: the shuffle and the batch;
 augment; forward with the loss; backward; optimizer). This script trains one network of a card's
 recipe on a random-real set under the profiler and prints each region's share of the step; the
 network's own forward and backward should be at least 85% of it (issue 12). A bare network step on
@@ -26,14 +26,14 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from plain_loop import bare_step_seconds  # noqa: E402
 
-from ddbench.augment import DSA  # noqa: E402
+from ddbench.cards.card import load_protocol  # noqa: E402
 from ddbench.data import load_dataset  # noqa: E402
-from ddbench.evaluate import card_space  # noqa: E402
-from ddbench.precision import precision_scope  # noqa: E402
-from ddbench.protocol import load_protocol  # noqa: E402
-from ddbench.train import accuracy, init_network, train_networks  # noqa: E402
+from ddbench.engine.augment import DSA  # noqa: E402
+from ddbench.engine.precision import precision_scope  # noqa: E402
+from ddbench.engine.train import accuracy, init_network, train_networks  # noqa: E402
+from ddbench.sweep.evaluate import card_space  # noqa: E402
 
-REGIONS = ("ddbench.data", "ddbench.augment", "ddbench.forward", "ddbench.backward", "ddbench.optimizer")
+REGIONS = ("ddbench.data", "ddbench.engine.augment", "ddbench.forward", "ddbench.backward", "ddbench.optimizer")
 
 
 def main() -> None:

@@ -6,6 +6,6 @@ try:
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+unknown"
 
-from ddbench.errors import DDBenchError  # noqa: E402
+from ddbench.core.errors import DDBenchError  # noqa: E402
 
 __all__ = ["DDBenchError", "__version__"]

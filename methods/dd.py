@@ -11,7 +11,7 @@ Adam (lr 0.01, betas 0.5/0.999, ×0.5 every 40 epochs) updates images and step s
 from N(0, 1) noise; LeNet for MNIST, AlexCifarNet for CIFAR-10, 400 epochs of the real data.
 Every epoch sees all real images, the last batch partial (59 iterations per MNIST epoch), as the
 original loader. The networks drawn here come from a seed range disjoint from the evaluation
-networks' (ddbench.native.distill_network_seed), so the native cards test held-out networks; the
+networks' (ddbench.engine.native.distill_network_seed), so the native cards test held-out networks; the
 init variant (random / fixed) is part of the config, so the two native cards never share a set.
 
 The unrolled steps are written with torch.func (nested `grad`), not the original hand-written
@@ -36,15 +36,15 @@ import torch.nn.functional as F
 from torch.func import grad
 from tqdm.auto import tqdm
 
+from ddbench.cards.card import ProtocolCard
+from ddbench.core.errors import DDBenchError
 from ddbench.data import ImageDataset
-from ddbench.distilled import DistilledSet
-from ddbench.errors import DDBenchError
-from ddbench.method import DistillContext, Method
-from ddbench.native import distill_network_seed, random_inits
-from ddbench.preprocess import ImageSpace
-from ddbench.protocol import ProtocolCard
-from ddbench.registry import register_method
-from ddbench.unroll import FlatNetwork
+from ddbench.data.space import ImageSpace
+from ddbench.distill.method import DistillContext, Method
+from ddbench.distill.registry import register_method
+from ddbench.engine.native import distill_network_seed, random_inits
+from ddbench.engine.unroll import FlatNetwork
+from ddbench.store.distilled import DistilledSet
 
 DD_CIFAR10_STD = (0.247, 0.243, 0.261)
 
@@ -94,11 +94,11 @@ class DD(Method):
     def config_for(self, card: ProtocolCard) -> dict[str, Any]:
         """A dd-native card fixes the init variant, so it is part of the run id, the set cache and the rows."""
         cfg = super().config_for(card)
-        if card.init:
-            if "init" in self.user_cfg and self.user_cfg["init"] != card.init:
-                raise DDBenchError(f"dd: card '{card.id}' evaluates {card.init}-init sets; "
+        if card.param("init", ""):
+            if "init" in self.user_cfg and self.user_cfg["init"] != card.param("init", ""):
+                raise DDBenchError(f"dd: card '{card.id}' evaluates {card.param('init', '')}-init sets; "
                                    f"--cfg init={self.user_cfg['init']} contradicts it")
-            cfg["init"] = card.init
+            cfg["init"] = card.param("init", "")
         if cfg["init"] not in ("random", "fixed"):
             raise DDBenchError(f"dd: init must be random or fixed, not {cfg['init']!r}")
         return cfg
@@ -106,7 +106,7 @@ class DD(Method):
     def sets_per_seed(self, card: ProtocolCard) -> bool:
         """A fixed-init set trains one network, its own: the spread that means something is over
         distillations, so evaluation seed s on a fixed-init card evaluates the set distilled with seed s."""
-        return card.init == "fixed" or self.one_set_per_seed
+        return card.param("init", "") == "fixed" or self.one_set_per_seed
 
     def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
         cfg = ctx.config

@@ -13,10 +13,10 @@ from __future__ import annotations
 import torch
 
 from ddbench.data import ImageDataset
-from ddbench.distilled import DistilledSet
-from ddbench.method import DistillContext, Method
-from ddbench.realtrain import SELECTION_OPTIONS, RealTrainRecipe, selection_setup, train_on_real
-from ddbench.registry import register_method
+from ddbench.distill.method import DistillContext, Method
+from ddbench.distill.registry import register_method
+from ddbench.engine.realtrain import SELECTION_OPTIONS, RealTrainRecipe, selection_setup, train_on_real
+from ddbench.store.distilled import DistilledSet
 
 
 def forgetting_events(train: ImageDataset, ctx: DistillContext, arch: str, recipe: RealTrainRecipe) -> torch.Tensor:

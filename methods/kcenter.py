@@ -7,12 +7,13 @@ farthest from the chosen ones (Euclidean).
 """
 from __future__ import annotations
 
-from ddbench.coreset import k_center_greedy, select_per_class
 from ddbench.data import ImageDataset
-from ddbench.distilled import DistilledSet
-from ddbench.method import Artefact, DistillContext, Method
-from ddbench.realtrain import SELECTION_OPTIONS, class_embeddings, selection_artefacts
-from ddbench.registry import register_method
+from ddbench.distill.coreset import k_center_greedy, select_per_class
+from ddbench.distill.method import Artefact, DistillContext, Method
+from ddbench.distill.registry import register_method
+from ddbench.distill.selection import class_embeddings, selection_artefacts
+from ddbench.engine.realtrain import SELECTION_OPTIONS
+from ddbench.store.distilled import DistilledSet
 
 
 @register_method

@@ -2,10 +2,10 @@
 
 Code behind the paper: github.com/jiayini1119/MKDT (cleaned public copy: sjoshi804/mkdt-data-distill-ssl).
 
-1. Teacher (ddbench.teacher): ResNet-18 trained with Barlow Twins on the source training images,
+1. Teacher (ddbench.engine.teacher): ResNet-18 trained with Barlow Twins on the source training images,
    or a user checkpoint (`--cfg teacher=PATH`); its 512-d representations of the un-augmented,
    normalised training images are the regression targets. Cached.
-2. KD experts (ddbench.kd): ConvNets regressing those targets, SGD 0.1 / momentum 0.9 / wd 1e-4,
+2. KD experts (ddbench.distill.kd): ConvNets regressing those targets, SGD 0.1 / momentum 0.9 / wd 1e-4,
    batch 256, 20 epochs, no augmentation, all snapshots kept; cached.
 3. Initialisation: the high-loss subset (the images farthest from their targets under every
    expert's epoch-1 parameters, averaged; not class-balanced) with their teacher targets.
@@ -36,15 +36,15 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ddbench.cost import unrolled_flops
+from ddbench.core.errors import DDBenchError
 from ddbench.data import ImageDataset
-from ddbench.distilled import DistilledSet
-from ddbench.errors import DDBenchError
-from ddbench.experts import ExpertBank
-from ddbench.kd import DIGITS_BUDGET, KD_OPTIONS, SSL_QUICK, high_loss_indices, kd_artefacts, kd_experts, teacher_targets
-from ddbench.method import Artefact, DistillContext, Method
-from ddbench.registry import register_method
-from ddbench.unroll import FlatNetwork, matching_iteration, trajectory_matching_loss, unroll
+from ddbench.distill.kd import DIGITS_BUDGET, KD_OPTIONS, SSL_QUICK, high_loss_indices, kd_artefacts, kd_experts, teacher_targets
+from ddbench.distill.method import Artefact, DistillContext, Method
+from ddbench.distill.registry import register_method
+from ddbench.engine.cost import unrolled_flops
+from ddbench.engine.experts import ExpertBank
+from ddbench.engine.unroll import FlatNetwork, matching_iteration, trajectory_matching_loss, unroll
+from ddbench.store.distilled import DistilledSet
 
 
 def _budget(iterations: int, steps: int, max_start: int, lr_img: float, arch: str = "") -> dict:
@@ -77,14 +77,14 @@ class MKDT(Method):
     def distill_flops(self, train: ImageDataset, ctx: DistillContext) -> float | None:
         cfg = ctx.config
         return unrolled_flops(cfg["arch"] or ctx.card.archs[0], 512, train, cfg["iterations"], cfg["syn_steps"],
-                              cfg["batch_syn"] or ctx.card.budget)
+                              cfg["batch_syn"] or ctx.card.params.budget)
 
     def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
         cfg, device = ctx.config, ctx.device
         _check_budget(cfg)
         setup = teacher_targets(train, ctx)
         bank = kd_experts(train, ctx, setup)
-        init = high_loss_indices(train, ctx, setup, bank, ctx.card.budget)
+        init = high_loss_indices(train, ctx, setup, bank, ctx.card.params.budget)
         images = ctx.space.from_uint8(train.x_train[init], device).requires_grad_(True)
         targets = setup.reps[init].to(device).clone().requires_grad_(True)
         syn_lr = torch.tensor(float(cfg["lr_teacher"]), device=device, requires_grad=True)

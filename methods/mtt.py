@@ -2,7 +2,7 @@
 
 Official code: github.com/GeorgeCazenavette/mtt-distillation (buffer.py, distill.py).
 
-1. Experts (ddbench.experts): `num_experts` ConvNets trained on the full real training set in the
+1. Experts (ddbench.engine.experts): `num_experts` ConvNets trained on the full real training set in the
    run's image space, plain SGD lr 0.01, no momentum, no weight decay, DSA, `expert_train_epochs`
    epochs; parameters kept after every epoch; cached and reused across IPCs and runs.
 2. Distillation, per iteration: a random expert and a start epoch t < max_start_epoch; the
@@ -35,17 +35,17 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ddbench.artefacts import expert_artefacts
-from ddbench.augment import DSA
-from ddbench.cost import unrolled_flops
+from ddbench.core.errors import DDBenchError
 from ddbench.data import ImageDataset
-from ddbench.distilled import DistilledSet
-from ddbench.errors import DDBenchError
-from ddbench.experts import ExpertRecipe, ensure_experts
-from ddbench.method import Artefact, DistillContext, Method
-from ddbench.preprocess import ZCA, ImageSpace
-from ddbench.registry import register_method
-from ddbench.unroll import FlatNetwork, matching_iteration
+from ddbench.data.space import ZCA, ImageSpace
+from ddbench.distill.artefacts import expert_artefacts
+from ddbench.distill.method import Artefact, DistillContext, Method
+from ddbench.distill.registry import register_method
+from ddbench.engine.augment import DSA
+from ddbench.engine.cost import unrolled_flops
+from ddbench.engine.experts import ExpertRecipe, ensure_experts
+from ddbench.engine.unroll import FlatNetwork, matching_iteration
+from ddbench.store.distilled import DistilledSet
 
 
 def _table(steps: int, expert_epochs: int, max_start: int, lr_img: float, lr_lr: float, zca: bool, batch_syn: int = 0) -> dict:

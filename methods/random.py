@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 
 from ddbench.data import ImageDataset
-from ddbench.distilled import DistilledSet
-from ddbench.method import DistillContext, Method
-from ddbench.registry import register_method
+from ddbench.distill.method import DistillContext, Method
+from ddbench.distill.registry import register_method
+from ddbench.store.distilled import DistilledSet
 
 
 @register_method

@@ -12,10 +12,10 @@ from __future__ import annotations
 import torch
 
 from ddbench.data import ImageDataset
-from ddbench.distilled import DistilledSet
-from ddbench.kd import DIGITS_BUDGET, KD_OPTIONS, SSL_QUICK, high_loss_indices, kd_artefacts, kd_experts, teacher_targets
-from ddbench.method import Artefact, DistillContext, Method
-from ddbench.registry import register_method
+from ddbench.distill.kd import DIGITS_BUDGET, KD_OPTIONS, SSL_QUICK, high_loss_indices, kd_artefacts, kd_experts, teacher_targets
+from ddbench.distill.method import Artefact, DistillContext, Method
+from ddbench.distill.registry import register_method
+from ddbench.store.distilled import DistilledSet
 
 _TINY = {"tinyimagenet-ssl-*": {"arch": "convnetd4"}, "digits*": DIGITS_BUDGET}
 
@@ -25,7 +25,7 @@ def _random_subset(train: ImageDataset, ctx: DistillContext) -> torch.Tensor:
     of every class, and the remainder one each from randomly chosen classes."""
     gen = ctx.generator()
     k = train.num_classes
-    per_class, extra = divmod(ctx.card.budget, k)
+    per_class, extra = divmod(ctx.card.params.budget, k)
     bonus = set(torch.randperm(k, generator=gen)[:extra].tolist())
     picks = []
     for c in range(k):
@@ -89,7 +89,7 @@ class KDHighLoss(_KDBaseline):
 
     def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
         setup = teacher_targets(train, ctx)
-        idx = high_loss_indices(train, ctx, setup, kd_experts(train, ctx, setup), ctx.card.budget)
+        idx = high_loss_indices(train, ctx, setup, kd_experts(train, ctx, setup), ctx.card.params.budget)
         return _kd_set(train, ctx, idx, setup.reps)
 
 

@@ -30,7 +30,7 @@ def private_cache(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def restore_method_registry():
     """Methods a test registers (the README's class-means, test plug-ins) never leak into other tests."""
-    from ddbench.registry import registry_snapshot, restore_registry
+    from ddbench.distill.registry import registry_snapshot, restore_registry
 
     saved = registry_snapshot()
     yield
@@ -48,15 +48,15 @@ def shared_data() -> Path:
 
 @pytest.fixture
 def card_ipc1():
-    from ddbench.protocol import load_protocol
+    from ddbench.kinds import load_protocol
 
     return load_protocol(str(CARDS / "digits-ipc1.toml"))
 
 
 @pytest.fixture
 def opts(tmp_path):
-    from ddbench.evaluate import EvalOptions
-    from ddbench.results import ResultStore
+    from ddbench.store.results import ResultStore
+    from ddbench.sweep.evaluate import EvalOptions
 
     return EvalOptions(device=torch.device("cpu"), store=ResultStore(tmp_path / "lb"), progress=False)
 
@@ -70,10 +70,10 @@ def ipc1_means(tmp_path_factory):
     baseline tests and by MTT's, whose bar is the best baseline, not its own starting point."""
     import statistics
 
-    from ddbench.evaluate import EvalOptions, evaluate_method
-    from ddbench.protocol import load_protocol
-    from ddbench.registry import create_method
-    from ddbench.results import ResultStore
+    from ddbench.distill.registry import create_method
+    from ddbench.kinds import load_protocol
+    from ddbench.store.results import ResultStore
+    from ddbench.sweep.evaluate import EvalOptions, evaluate_method
 
     card = load_protocol(str(CARDS / "digits-ipc1.toml"))
     opts = EvalOptions(device=torch.device("cpu"), store=ResultStore(tmp_path_factory.mktemp("lb")), progress=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ddbench.augment import DSA, DSAParams, apply_crop, apply_cutout, apply_flip, draw_crop
+from ddbench.engine.augment import DSA, DSAParams, apply_crop, apply_cutout, apply_flip, draw_crop
 
 
 def gens(seed: int):
@@ -60,7 +60,7 @@ def _ramp(n: int = 16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 def test_color_follows_the_published_formulas():
     """ParamDiffAug: x + (b − 0.5)·1; saturation (x − mean_c)·(s·2) + mean_c; contrast (x − mean)·(c + 0.5) + mean."""
-    from ddbench.augment import apply_color
+    from ddbench.engine.augment import apply_color
 
     x = torch.tensor([[[[0.0, 1.0]], [[2.0, 3.0]], [[4.0, 8.0]]]])  # 1 image, 3 channels, 1×2
     q = {"brightness": torch.tensor([0.7]), "saturation": torch.tensor([0.25]), "contrast": torch.tensor([0.1])}
@@ -76,7 +76,7 @@ def test_color_follows_the_published_formulas():
 def test_scale_maps_u_to_a_factor_between_one_over_r_and_r():
     """factor = u·(r − 1/r) + 1/r (r = 1.2): the sampling grid is stretched by it, so a linear ramp is
     multiplied by the factor at interior pixels; the u that gives factor 1 is the identity."""
-    from ddbench.augment import apply_scale
+    from ddbench.engine.augment import apply_scale
 
     x, xs, _ = _ramp()
     r = DSAParams().ratio_scale
@@ -91,7 +91,7 @@ def test_rotate_turns_by_up_to_fifteen_degrees():
     """angle = (u − 0.5)·2·15°: u = 1 rotates a ramp x into cos(15°)·x − sin(15°)·y at interior pixels."""
     import math
 
-    from ddbench.augment import apply_rotate
+    from ddbench.engine.augment import apply_rotate
 
     x, xs, ys = _ramp()
     out = apply_rotate(x, {"u": torch.tensor([1.0])}, DSAParams())

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 import torch
 
+from ddbench.cards.card import list_protocols
 from ddbench.data import load_dataset
-from ddbench.evaluate import card_space, distill_cached
-from ddbench.protocol import list_protocols, load_protocol
-from ddbench.registry import create_method
+from ddbench.distill.registry import create_method
+from ddbench.kinds import load_protocol
+from ddbench.sweep.evaluate import card_space, distill_cached
 
 BASELINES = ["random", "herding", "kcenter", "forgetting"]
 
@@ -68,7 +69,7 @@ def test_every_baseline_runs_on_every_supervised_card(protocol, tmp_path, opts):
 def test_herding_greedy_on_toy_features_with_a_known_order():
     """Mean 5: take 5 (nearest the mean), then 4 (target 2·5 − 5 = 5, tie broken by index), then 6
     (target 6), then 0 and 10. DeepCore's argmax variant would start with 0 or 10."""
-    from ddbench.coreset import herding
+    from ddbench.distill.coreset import herding
 
     features = torch.tensor([[0.0], [10.0], [4.0], [6.0], [5.0]])
     assert herding(features, 5).tolist() == [4, 2, 3, 0, 1]
@@ -77,7 +78,7 @@ def test_herding_greedy_on_toy_features_with_a_known_order():
 
 def test_k_center_greedy_takes_the_farthest_point_each_step():
     """Seeded first centre (index 2, value 2), then 20 (farthest), then 11 (9 from both), then 0."""
-    from ddbench.coreset import k_center_greedy
+    from ddbench.distill.coreset import k_center_greedy
 
     points = torch.tensor([[0.0], [1.0], [2.0], [10.0], [11.0], [20.0]])
     assert k_center_greedy(points, 4, torch.Generator().manual_seed(0)).tolist() == [2, 5, 4, 0]

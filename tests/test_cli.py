@@ -164,7 +164,7 @@ def _kill_once_cached(method: str, card: str, tmp_path: Path, pattern: str, coun
 def test_a_kill_during_distillation_keeps_the_finished_experts(tmp_path):
     """SIGKILL while MTT distils (its experts already written): the rerun trains no expert again (the
     expert files are untouched) and writes the set."""
-    from ddbench.distilled import DistilledSet
+    from ddbench.store.distilled import DistilledSet
 
     card = str(Path(__file__).parent / "cards" / "digits-ipc1.toml")
     run = _kill_once_cached("mtt", card, tmp_path, "experts/*/*.safetensors", 5, settle=1.0)

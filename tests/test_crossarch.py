@@ -6,12 +6,13 @@ import dataclasses
 import pytest
 import torch
 
-from ddbench.errors import DDBenchError
-from ddbench.evaluate import EvalOptions, evaluate_method
-from ddbench.leaderboard import Citations, arch_matrix, published_lookup, summarize
-from ddbench.protocol import list_protocols, load_protocol
-from ddbench.registry import create_method
-from ddbench.results import ResultStore
+from ddbench.cards.card import list_protocols
+from ddbench.core.errors import DDBenchError
+from ddbench.distill.registry import create_method
+from ddbench.kinds import load_protocol
+from ddbench.publish.leaderboard import Citations, arch_matrix, published_lookup, summarize
+from ddbench.store.results import ResultStore
+from ddbench.sweep.evaluate import EvalOptions, evaluate_method
 
 
 @pytest.mark.parametrize("variant", ["xarch", "timm"])

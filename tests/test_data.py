@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ddbench.core.errors import DDBenchError
 from ddbench.data import dataset_status, get_spec, list_datasets, load_dataset
-from ddbench.errors import DDBenchError
 
 
 def test_digits_split_is_fixed_and_stratified():
@@ -278,7 +278,7 @@ def test_a_file_that_is_not_the_dataset_is_refused(tmp_path, kwargs, why):
 
 def test_a_partial_copy_loads_marked_and_its_rows_are_not_standard(tmp_path):
     from ddbench.cli import main
-    from ddbench.results import ResultStore
+    from ddbench.store.results import ResultStore
 
     _npz(tmp_path / "mnist.npz", n_train=60, n_test=30)
     ds = load_dataset("mnist", tmp_path)

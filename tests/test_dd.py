@@ -11,10 +11,10 @@ from ddbench.methods.dd import unrolled_objective
 
 from ddbench.cli import main
 from ddbench.data import load_dataset
-from ddbench.evaluate import distill_cached, evaluate_method, evaluate_set
-from ddbench.protocol import load_protocol
-from ddbench.registry import create_method
-from ddbench.unroll import FlatNetwork
+from ddbench.distill.registry import create_method
+from ddbench.engine.unroll import FlatNetwork
+from ddbench.kinds import load_protocol
+from ddbench.sweep.evaluate import distill_cached, evaluate_method, evaluate_set
 
 CARDS = Path(__file__).parent / "cards"
 
@@ -53,8 +53,8 @@ def test_torch_func_unrolling_matches_autograd_and_finite_differences():
 @pytest.fixture(scope="module")
 def native_results(tmp_path_factory):
     """DD on digits (its digits budget) and its own starting point (epochs = 0), both replayed natively."""
-    from ddbench.evaluate import EvalOptions
-    from ddbench.results import ResultStore
+    from ddbench.store.results import ResultStore
+    from ddbench.sweep.evaluate import EvalOptions
 
     card = load_protocol(str(CARDS / "digits-dd-native.toml"))
     opts = EvalOptions(device=torch.device("cpu"), store=ResultStore(tmp_path_factory.mktemp("lb")), progress=False)
@@ -93,7 +93,7 @@ def test_dd_sets_on_standard_cards_and_refusals(opts, tmp_path, capsys):
 
 
 def test_snapshots_are_the_run_cut_short_and_never_replace_the_result(tmp_path, capsys):
-    from ddbench.distilled import DistilledSet
+    from ddbench.store.distilled import DistilledSet
 
     card = str(CARDS / "digits-dd-native-fixed.toml")
     out = tmp_path / "dd.safetensors"
@@ -108,7 +108,7 @@ def test_snapshots_are_the_run_cut_short_and_never_replace_the_result(tmp_path, 
     lb = tmp_path / "lb"
     assert main(["evaluate", "--distilled", str(tmp_path / "dd-step1.safetensors"), "--protocol", card, "--results", str(lb),
                  "--no-progress"]) == 0
-    from ddbench.results import ResultStore
+    from ddbench.store.results import ResultStore
 
     assert {r["snapshot_step"] for r in ResultStore(lb).rows()} == {1}  # kept off the leaderboard
     capsys.readouterr()
@@ -140,7 +140,7 @@ def _spy_dd(monkeypatch, opts, tmp_path):
 
 def test_random_init_distillation_never_trains_on_the_evaluation_networks(monkeypatch, opts, tmp_path):
     """The paper tests on held-out networks: no seed DD trains on may be an evaluation seed."""
-    from ddbench.protocol import MAX_SEEDS
+    from ddbench.cards.card import MAX_SEEDS
 
     seeds, batches = _spy_dd(monkeypatch, opts, tmp_path)
     card = load_protocol(str(CARDS / "digits-dd-native.toml"))
@@ -160,7 +160,7 @@ def test_every_real_image_is_seen_each_epoch_including_the_last_partial_batch(mo
 
 def test_the_init_variant_is_part_of_the_identity_of_a_dd_run(opts):
     """Both native cards of one dataset must neither share a set nor record the wrong init."""
-    from ddbench.evaluate import config_hash, set_cache_path
+    from ddbench.sweep.evaluate import config_hash, set_cache_path
 
     fixed = load_protocol(str(CARDS / "digits-dd-native-fixed.toml"))
     rand = load_protocol(str(CARDS / "digits-dd-native.toml"))

@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
+from ddbench.core.errors import DDBenchError
 from ddbench.data import load_dataset
-from ddbench.distilled import DistilledSet
-from ddbench.errors import DDBenchError
-from ddbench.evaluate import check_fits
-from ddbench.preprocess import ZCA, ImageSpace
+from ddbench.data.space import ZCA, ImageSpace
+from ddbench.store.distilled import DistilledSet
+from ddbench.sweep.evaluate import check_fits
 
 
 def make(n_per_class: int = 1, **kw) -> DistilledSet:

@@ -5,10 +5,10 @@ import dataclasses
 
 import pytest
 
-from ddbench.distilled import DistilledSet
-from ddbench.evaluate import evaluate_method, evaluate_set
-from ddbench.registry import create_method
-from ddbench.results import REQUIRED_FIELDS
+from ddbench.distill.registry import create_method
+from ddbench.store.distilled import DistilledSet
+from ddbench.store.results import REQUIRED_FIELDS
+from ddbench.sweep.evaluate import evaluate_method, evaluate_set
 
 
 @pytest.fixture
@@ -67,8 +67,8 @@ def test_a_zca_card_whitens_the_set_and_the_test_images(card_ipc1, opts):
     import torch
 
     from ddbench.data import load_dataset
-    from ddbench.evaluate import _training_space, card_space
-    from ddbench.preprocess import ImageSpace
+    from ddbench.data.space import ImageSpace
+    from ddbench.sweep.evaluate import _training_space, card_space
 
     card = dataclasses.replace(card_ipc1, zca=True).with_overrides(epochs=30)
     train = load_dataset("digits")

@@ -6,11 +6,11 @@ import json
 import torch
 
 from ddbench.data import load_dataset
-from ddbench.protocol import load_protocol
+from ddbench.kinds import load_protocol
 
 
 def test_the_teacher_has_no_max_pool_at_any_resolution():
-    from ddbench.teacher import teacher_network
+    from ddbench.engine.teacher import teacher_network
 
     sides = {}
     for size in (32, 64):
@@ -22,7 +22,7 @@ def test_the_teacher_has_no_max_pool_at_any_resolution():
 
 def test_barlow_checkpoints_at_64_px_map_layer_indices_without_a_max_pool(tmp_path):
     """mix-bt's `f` skips the max-pool at every size: f.3 is layer1 at 64 px too."""
-    from ddbench.teacher import load_teacher, teacher_network
+    from ddbench.engine.teacher import load_teacher, teacher_network
 
     model = teacher_network(3, 64)
     order = {"conv1": 0, "bn1": 1, "layer1": 3, "layer2": 4, "layer3": 5, "layer4": 6}
@@ -35,7 +35,7 @@ def test_barlow_checkpoints_at_64_px_map_layer_indices_without_a_max_pool(tmp_pa
 def test_barlow_views_are_made_on_pixels_then_normalised():
     """Every view, mapped back through the normalisation, is an image in [0, 1]; colour (hue included)
     changes; 64 px uses mix-bt's Tiny-ImageNet recipe."""
-    from ddbench.barlow import CIFAR_VIEWS, TINY_VIEWS, SSLViews, views_for
+    from ddbench.engine.barlow import CIFAR_VIEWS, TINY_VIEWS, SSLViews, views_for
 
     mean, std = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
     m, s = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
@@ -54,8 +54,8 @@ def test_barlow_views_are_made_on_pixels_then_normalised():
 def test_kd_random_is_class_balanced(opts):
     from ddbench.methods.ssl_baselines import _random_subset
 
-    from ddbench.evaluate import card_space
-    from ddbench.method import DistillContext
+    from ddbench.distill.method import DistillContext
+    from ddbench.sweep.evaluate import card_space
 
     card = load_protocol("digits-ssl-quick")
     train = load_dataset("digits")
@@ -63,7 +63,7 @@ def test_kd_random_is_class_balanced(opts):
                          method_name="kd-random", cache_dir=opts.cache_dir, progress=False)
     idx = _random_subset(train, ctx)
     counts = torch.bincount(train.y_train[idx], minlength=10)
-    assert len(idx) == card.budget and len(set(idx.tolist())) == card.budget
+    assert len(idx) == card.params.budget and len(set(idx.tolist())) == card.params.budget
     assert counts.max() - counts.min() <= 1, counts.tolist()
 
 
@@ -81,9 +81,9 @@ def test_ssl_cards_use_the_authors_cifar100_constants_and_tiny_probes_at_32_px()
 
 def test_precision_is_set_by_the_engine_for_library_calls_and_recorded(opts, monkeypatch):
     """fp32 cards turn TF32 off around distillation and evaluation even when the caller left it on."""
-    import ddbench.train as train_module
-    from ddbench.evaluate import evaluate_method
-    from ddbench.registry import create_method
+    import ddbench.engine.train as train_module
+    from ddbench.distill.registry import create_method
+    from ddbench.sweep.evaluate import evaluate_method
 
     seen = []
     real = train_module._train_one
@@ -112,7 +112,7 @@ def test_precision_is_set_by_the_engine_for_library_calls_and_recorded(opts, mon
 def test_bf16_runs_evaluation_under_autocast_and_is_marked_non_standard(tmp_path, capsys, monkeypatch):
     """--precision bf16: the evaluation networks' forward passes run in bfloat16 (weights stay float32),
     distillation does not, and the rows say bf16 and are non-standard; fp32 runs see no autocast."""
-    import ddbench.train as train_module
+    import ddbench.engine.train as train_module
     from ddbench.cli import main
 
     seen = {"eval": set(), "weights": set()}
@@ -141,6 +141,6 @@ def test_bf16_runs_evaluation_under_autocast_and_is_marked_non_standard(tmp_path
     assert row["protocol_standard"] is False and row["protocol_overrides"]["precision"] == "bf16"
     (fp32,) = [json.loads(line) for line in (tmp_path / "a" / "results.jsonl").read_text().splitlines()]
     assert fp32["precision"] == "fp32" and fp32["protocol_hash"] != row["protocol_hash"]
-    from ddbench.leaderboard import summarize
+    from ddbench.publish.leaderboard import summarize
 
     assert len(summarize([fp32, {**row, "run_id": fp32["run_id"], "protocol_hash": fp32["protocol_hash"]}])) == 2

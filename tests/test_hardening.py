@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from ddbench.cli import main
-from ddbench.distilled import MANIFEST_KEY, DistilledSet
-from ddbench.errors import DDBenchError
-from ddbench.preprocess import ZCA, ImageSpace
+from ddbench.core.errors import DDBenchError
+from ddbench.data.space import ZCA, ImageSpace
+from ddbench.store.distilled import MANIFEST_KEY, DistilledSet
 
 IPC1 = str(Path(__file__).parent / "cards" / "digits-ipc1.toml")
 
@@ -75,7 +75,7 @@ def test_malformed_manifests_are_one_line_errors(tmp_path, capsys, edit, why):
 
 
 def test_a_nan_in_a_manifest_never_reaches_the_store_as_bare_nan(tmp_path):
-    from ddbench.results import ResultStore
+    from ddbench.store.results import ResultStore
 
     path = make(method_config={"lr": float("nan"), "k": 1}, extra={"final_loss": float("inf")}).save(tmp_path / "s.safetensors")
     back = DistilledSet.load(path)
@@ -115,7 +115,7 @@ def test_bounds_and_devices_are_checked_before_any_work(tmp_path, capsys, args, 
 
 
 def test_an_unwritable_store_is_found_before_training(tmp_path, capsys, monkeypatch):
-    import ddbench.train as train
+    import ddbench.engine.train as train
 
     monkeypatch.setattr(train, "train_networks", lambda *a, **k: pytest.fail("trained before checking the store"))
     blocker = tmp_path / "file"
@@ -154,7 +154,7 @@ def test_user_input_errors_are_never_internal_errors(tmp_path, capsys, monkeypat
 
 
 def test_teacher_files_that_are_not_plain_weights_are_one_line_errors(tmp_path, capsys):
-    from ddbench.teacher import load_teacher
+    from ddbench.engine.teacher import load_teacher
 
     class Payload:
         def __reduce__(self):
@@ -183,7 +183,7 @@ def test_files_respect_the_umask(tmp_path):
     try:
         path = make().save(tmp_path / "s.safetensors")
         assert stat.S_IMODE(path.stat().st_mode) == 0o644
-        from ddbench.paths import atomic_write
+        from ddbench.core.paths import atomic_write
 
         with atomic_write(tmp_path / "t.md") as handle:
             handle.write(b"x")

@@ -10,16 +10,16 @@ import torch
 from PIL import Image
 
 from ddbench.cli import IMPORT_FORMATS, main
+from ddbench.core.errors import DDBenchError
 from ddbench.data import load_dataset
-from ddbench.distilled import DistilledSet
-from ddbench.errors import DDBenchError
-from ddbench.evaluate import EvalOptions, card_space, distill_cached, evaluate_set
+from ddbench.data.space import ZCA, ImageSpace
+from ddbench.distill.registry import create_method
 from ddbench.interop import FORMATS, ImportOptions, export_set, import_set
 from ddbench.interop.presets import pixel_space
-from ddbench.preprocess import ZCA, ImageSpace
-from ddbench.protocol import load_protocol
-from ddbench.registry import create_method
-from ddbench.results import ResultStore
+from ddbench.kinds import load_protocol
+from ddbench.store.distilled import DistilledSet
+from ddbench.store.results import ResultStore
+from ddbench.sweep.evaluate import EvalOptions, card_space, distill_cached, evaluate_set
 
 CARD = Path(__file__).parent / "cards" / "digits-ipc1.toml"
 

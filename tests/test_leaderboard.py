@@ -1,9 +1,9 @@
 """The leaderboard: per-protocol tables, ranked, with published numbers and their sources."""
 from __future__ import annotations
 
-from ddbench.leaderboard import load_published, render
-from ddbench.protocol import load_protocol
-from ddbench.results import REQUIRED_FIELDS, ResultStore
+from ddbench.kinds import load_protocol
+from ddbench.publish.leaderboard import load_published, render
+from ddbench.store.results import REQUIRED_FIELDS, ResultStore
 
 
 def _row(method, seed, acc, protocol="mnist-ipc10", standard=True, **kw):

@@ -8,14 +8,15 @@ import pytest
 import torch
 from torch import nn
 
+from ddbench.cards.card import ProbeRecipe
+from ddbench.core.errors import DDBenchError
 from ddbench.data import ImageDataset, load_dataset
-from ddbench.distilled import DistilledSet
-from ddbench.errors import DDBenchError
-from ddbench.evaluate import EvalOptions, check_fits, distill_cached, evaluate_method
-from ddbench.preprocess import ImageSpace
-from ddbench.protocol import ProbeRecipe, load_protocol
-from ddbench.registry import create_method
-from ddbench.results import ResultStore
+from ddbench.data.space import ImageSpace
+from ddbench.distill.registry import create_method
+from ddbench.kinds import load_protocol
+from ddbench.store.distilled import DistilledSet
+from ddbench.store.results import ResultStore
+from ddbench.sweep.evaluate import EvalOptions, check_fits, distill_cached, evaluate_method
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +63,9 @@ def test_mkdt_encoder_against_its_starting_set_seed_by_seed(quick_results):
 
 
 def test_a_second_run_reuses_every_cached_stage(quick_results, monkeypatch):
-    import ddbench.experts as experts
-    import ddbench.teacher as teacher
-    import ddbench.transfer as transfer
+    import ddbench.engine.experts as experts
+    import ddbench.engine.teacher as teacher
+    import ddbench.engine.transfer as transfer
 
     card, opts, _ = quick_results
     calls: list[str] = []
@@ -81,7 +82,7 @@ def test_a_second_run_reuses_every_cached_stage(quick_results, monkeypatch):
 
 def test_missing_downstream_is_skipped_with_one_line(quick_results, tmp_path, caplog):
     card, opts, _ = quick_results
-    wider = dataclasses.replace(card, probe=dataclasses.replace(card.probe, downstream=("digits", "cub200")))
+    wider = dataclasses.replace(card, params=dataclasses.replace(card.params, probe=dataclasses.replace(card.params.probe, downstream=("digits", "cub200"))))
     o = dataclasses.replace(opts, store=ResultStore(tmp_path / "lb"), data_root=tmp_path / "empty", seeds=1)
     with caplog.at_level("INFO", logger="ddbench"):
         rows = evaluate_method(create_method("no-pretrain"), wider, o)
@@ -96,7 +97,7 @@ class _Flat(nn.Module):
 
 
 def test_the_probe_never_sees_test_images(monkeypatch):
-    import ddbench.transfer as transfer
+    import ddbench.engine.transfer as transfer
 
     g = torch.Generator().manual_seed(0)
     train = ImageDataset("toy", torch.randint(0, 100, (200, 1, 2, 2), generator=g, dtype=torch.uint8), torch.arange(200) % 4,
@@ -127,14 +128,14 @@ def test_ssl_cards_refuse_sets_that_do_not_fit(quick_results):
                             dataset="digits", ipc=1, method="x", space=space)
     with pytest.raises(DDBenchError, match="target vectors or images alone"):
         check_fits(labelled, card, train)
-    big = DistilledSet(images=torch.zeros(card.budget + 1, 1, 8, 8), labels=torch.zeros(card.budget + 1, 0), label_mode="none",
+    big = DistilledSet(images=torch.zeros(card.params.budget + 1, 1, 8, 8), labels=torch.zeros(card.params.budget + 1, 0), label_mode="none",
                        num_classes=10, dataset="digits", ipc=0, method="x", space=space)
-    with pytest.raises(DDBenchError, match=f"allows {card.budget}"):
+    with pytest.raises(DDBenchError, match=f"allows {card.params.budget}"):
         check_fits(big, card, train)
 
 
 def test_teacher_checkpoints_in_barlow_twins_layout_load(tmp_path):
-    from ddbench.teacher import load_teacher, teacher_network
+    from ddbench.engine.teacher import load_teacher, teacher_network
 
     model = teacher_network(3, 32)
     order = {"conv1": 0, "bn1": 1, "layer1": 3, "layer2": 4, "layer3": 5, "layer4": 6}

@@ -5,7 +5,7 @@ import pytest
 import timm
 import torch
 
-from ddbench.errors import DDBenchError
+from ddbench.core.errors import DDBenchError
 from ddbench.models import TESTED_ARCHS, create_network, expand_archs
 
 SIZES = [(1, 8), (1, 28), (3, 32), (3, 64)]

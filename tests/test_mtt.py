@@ -11,13 +11,13 @@ import torch.nn.functional as F
 
 from ddbench.cli import main
 from ddbench.data import load_dataset
-from ddbench.distilled import DistilledSet
-from ddbench.evaluate import card_space, distill_cached, evaluate_set
-from ddbench.experts import ExpertRecipe, ensure_experts
-from ddbench.memory import saved_for_backward_bytes
-from ddbench.registry import create_method
-from ddbench.train import flat_parameters, init_network
-from ddbench.unroll import FlatNetwork, trajectory_matching_loss, unroll
+from ddbench.distill.registry import create_method
+from ddbench.engine.experts import ExpertRecipe, ensure_experts
+from ddbench.engine.memory import saved_for_backward_bytes
+from ddbench.engine.train import flat_parameters, init_network
+from ddbench.engine.unroll import FlatNetwork, trajectory_matching_loss, unroll
+from ddbench.store.distilled import DistilledSet
+from ddbench.sweep.evaluate import card_space, distill_cached, evaluate_set
 
 CARD = str(Path(__file__).parent / "cards" / "digits-ipc1.toml")
 
@@ -46,7 +46,7 @@ def test_unrolled_gradients_match_finite_differences():
 
 @pytest.mark.parametrize("dsa", [False, True])
 def test_checkpointed_unroll_gives_the_same_gradients_and_keeps_far_less(dsa):
-    from ddbench.augment import DSA, STRATEGY_DIGITS
+    from ddbench.engine.augment import DSA, STRATEGY_DIGITS
 
     torch.manual_seed(0)
     student = FlatNetwork("convnetd1", 10, 1, 8)
@@ -75,7 +75,7 @@ def test_checkpointed_unroll_gives_the_same_gradients_and_keeps_far_less(dsa):
 
 
 def test_checkpointing_is_a_runtime_option_outside_the_run_identity():
-    from ddbench.protocol import load_protocol
+    from ddbench.kinds import load_protocol
 
     card = load_protocol(CARD)
     plain, checkpointed = create_method("mtt"), create_method("mtt", checkpoint="true")
@@ -86,7 +86,7 @@ def test_checkpointing_is_a_runtime_option_outside_the_run_identity():
 
 def test_expert_trajectories_start_at_the_seeded_init_and_are_cached(tmp_path):
     train = load_dataset("digits")
-    space = card_space(__import__("ddbench.protocol", fromlist=["load_protocol"]).load_protocol(CARD), train)
+    space = card_space(__import__("ddbench.cards.card", fromlist=["load_protocol"]).load_protocol(CARD), train)
     recipe = ExpertRecipe(epochs=2, dsa_strategy="color_crop_cutout_scale_rotate")
     bank, trained = ensure_experts(2, "convnetd1", train, space, recipe, torch.device("cpu"), tmp_path, progress=False)
     assert trained == 2 and bank.seeds() == [0, 1] and bank.length(0) == 3
@@ -101,9 +101,9 @@ def test_expert_trajectories_start_at_the_seeded_init_and_are_cached(tmp_path):
 @pytest.fixture(scope="module")
 def mtt_and_init(tmp_path_factory):
     """MTT at IPC 1 on digits (the method's digits budget) and the real images it started from."""
-    from ddbench.evaluate import EvalOptions
-    from ddbench.protocol import load_protocol
-    from ddbench.results import ResultStore
+    from ddbench.kinds import load_protocol
+    from ddbench.store.results import ResultStore
+    from ddbench.sweep.evaluate import EvalOptions
 
     card = load_protocol(CARD)
     train = load_dataset("digits")
@@ -131,7 +131,7 @@ def test_mtt_beats_its_start_and_every_baseline(mtt_and_init, ipc1_means):
 def test_a_second_run_trains_no_expert(mtt_and_init, card_ipc1, monkeypatch):
     import dataclasses
 
-    import ddbench.experts as experts
+    import ddbench.engine.experts as experts
 
     _, _, opts = mtt_and_init
     calls = []
@@ -145,7 +145,7 @@ def test_a_second_run_trains_no_expert(mtt_and_init, card_ipc1, monkeypatch):
 def test_an_mtt_snapshot_is_the_shorter_run(mtt_and_init, card_ipc1):
     import dataclasses
 
-    from ddbench.evaluate import set_cache_path, snapshot_path
+    from ddbench.sweep.evaluate import set_cache_path, snapshot_path
 
     _, _, opts = mtt_and_init
     card, train = dataclasses.replace(card_ipc1, ipc=2), load_dataset("digits")
@@ -166,14 +166,14 @@ def test_a_diverging_run_stops_with_one_line_and_writes_nothing(tmp_path, capsys
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err[-1].startswith("ddbench: error: mtt diverged at iteration"), err
     assert not (tmp_path / "lb" / "results.jsonl").exists()
-    from ddbench.paths import user_cache_root
+    from ddbench.core.paths import user_cache_root
 
     assert not any("lr_lr" in json.dumps(DistilledSet.load(p).method_config) and DistilledSet.load(p).method_config["lr_lr"] == 1.0
                    for p in (user_cache_root() / "sets").glob("mtt-*.safetensors"))
 
 
 def test_zca_sets_carry_their_transform(card_ipc1, opts):
-    from ddbench.evaluate import evaluate_method
+    from ddbench.sweep.evaluate import evaluate_method
 
     opts.seeds = 1
     rows = evaluate_method(create_method("mtt", zca=True, iterations=2), card_ipc1.with_overrides(epochs=5), opts)

@@ -5,8 +5,9 @@ from importlib import resources
 
 import pytest
 
-from ddbench.errors import DDBenchError
-from ddbench.protocol import MAX_EPOCHS, list_protocols, load_protocol
+from ddbench.cards.card import MAX_EPOCHS, list_protocols
+from ddbench.core.errors import DDBenchError
+from ddbench.kinds import load_protocol
 
 
 def test_the_standard_cards_exist_with_the_field_recipe():

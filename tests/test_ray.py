@@ -194,8 +194,9 @@ def test_ray_executor_without_the_extra_names_the_install_command(tmp_path, caps
 
 
 def test_plan_counts_the_full_cifar10_mtt_sweep(capsys, tmp_path, shared_data):
-    from ddbench.protocol import list_protocols, load_protocol
-    from ddbench.registry import create_method
+    from ddbench.cards.card import list_protocols
+    from ddbench.distill.registry import create_method
+    from ddbench.kinds import load_protocol
 
     mtt = create_method("mtt")
     cards = [load_protocol(c) for c in list_protocols("cifar10-ipc*") if "-" not in c[len("cifar10-"):]]  # not -xarch/-timm

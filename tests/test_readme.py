@@ -27,8 +27,8 @@ def test_readme_example_method_registers_and_evaluates(card_ipc1, opts):
     section = README.split("## Adding a method")[1]
     code = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
     exec(compile(code, "README-example", "exec"), {})
-    from ddbench.evaluate import evaluate_method
-    from ddbench.registry import create_method, list_methods
+    from ddbench.distill.registry import create_method, list_methods
+    from ddbench.sweep.evaluate import evaluate_method
 
     assert "class-means" in list_methods()
     opts.seeds = 2

@@ -4,11 +4,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ddbench import registry
-from ddbench.errors import DDBenchError
-from ddbench.method import Method
-from ddbench.protocol import load_protocol
-from ddbench.registry import create_method, list_methods, register_method
+from ddbench.core import registry as core_registry
+from ddbench.core.errors import DDBenchError
+from ddbench.distill import registry
+from ddbench.distill.method import Method
+from ddbench.distill.registry import create_method, list_methods, register_method
+from ddbench.kinds import load_protocol
 
 
 def test_builtin_methods_are_listed_with_wildcards():
@@ -50,11 +51,11 @@ def test_function_methods_and_entry_points(monkeypatch):
         def load(self):
             return from_plugin
 
-    monkeypatch.setattr(registry, "entry_points", lambda group: [FakeEntryPoint()] if group == "ddbench.methods" else [])
-    monkeypatch.setattr(registry, "_loaded", False)
+    monkeypatch.setattr(core_registry, "entry_points", lambda group: [FakeEntryPoint()] if group == "ddbench.methods" else [])
+    monkeypatch.setattr(registry.METHODS, "_loaded", False)
     assert "plugin-first" in list_methods()
     assert registry.method_summary("plugin-first") == "A plug-in method from another package."
-    registry._REGISTRY.pop("plugin-first")
+    registry.unregister_method("plugin-first")
 
 
 def test_registering_a_name_twice_raises():
@@ -86,8 +87,8 @@ def test_a_plugin_that_exits_at_import_does_not_kill_ddbench(monkeypatch, capsys
         def load(self):
             raise SystemExit(3)
 
-    monkeypatch.setattr(registry, "entry_points", lambda group: [ExitingEntryPoint()] if group == "ddbench.methods" else [])
-    monkeypatch.setattr(registry, "_loaded", False)
+    monkeypatch.setattr(core_registry, "entry_points", lambda group: [ExitingEntryPoint()] if group == "ddbench.methods" else [])
+    monkeypatch.setattr(registry.METHODS, "_loaded", False)
     assert main(["list", "methods"]) == 0
     assert "random" in capsys.readouterr().out and "exits-on-import" not in list_methods()
     assert "could not load method entry point 'exits-on-import'" in caplog.text

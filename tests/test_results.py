@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 
-from ddbench.results import REQUIRED_FIELDS, ResultStore
+from ddbench.store.results import REQUIRED_FIELDS, ResultStore
 
 
 def row(seed: int, **kw):

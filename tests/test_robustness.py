@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from ddbench.evaluate import EvalOptions
-from ddbench.leaderboard import render
-from ddbench.protocol import load_protocol
-from ddbench.registry import create_method
-from ddbench.results import ResultStore
-from ddbench.robustness import aug_robust_score, label_robust_score, normalise, robustness_rows
+from ddbench.distill.registry import create_method
+from ddbench.kinds import load_protocol
+from ddbench.publish.leaderboard import render
+from ddbench.store.results import ResultStore
+from ddbench.sweep.evaluate import EvalOptions
+from ddbench.sweep.robustness import aug_robust_score, label_robust_score, normalise, robustness_rows
 
 CARD = Path(__file__).parent / "cards" / "digits-ipc1.toml"
 
@@ -60,7 +60,7 @@ def test_scores_are_rows_and_leaderboard_columns(scores):
     assert len(stored) == 3 * 2 and all("lrs" in r and "ars" in r for r in stored)
     again = robustness_rows(create_method("random"), load_protocol(str(CARD)).with_overrides(epochs=50), opts)
     assert len([r for r in opts.store.rows() if r.get("task") == "robust"]) == 6 and len(again) == 2  # no duplicates
-    from ddbench.leaderboard import Citations, published_lookup, ranked_table, robustness_columns, summarize
+    from ddbench.publish.leaderboard import Citations, published_lookup, ranked_table, robustness_columns, summarize
 
     card = load_protocol(str(CARD))
     columns = robustness_columns(opts.store.rows())

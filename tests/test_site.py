@@ -12,10 +12,10 @@ from test_leaderboard import _row
 
 from ddbench.cli import main
 from ddbench.data import load_dataset
-from ddbench.evaluate import EvalOptions, distill_cached
-from ddbench.protocol import load_protocol
-from ddbench.registry import create_method
-from ddbench.results import ResultStore
+from ddbench.distill.registry import create_method
+from ddbench.kinds import load_protocol
+from ddbench.store.results import ResultStore
+from ddbench.sweep.evaluate import EvalOptions, distill_cached
 
 ARTEFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"  # screenshots (git-ignored)
 EVIL = "<script>window.injected=1</script><b>x</b>"

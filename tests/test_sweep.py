@@ -8,11 +8,11 @@ from pathlib import Path
 import torch
 
 from ddbench.cli import main
-from ddbench.evaluate import EvalOptions
-from ddbench.protocol import load_protocol
-from ddbench.registry import create_method
-from ddbench.results import ResultStore
-from ddbench.sweep import Request, build_sweep
+from ddbench.distill.registry import create_method
+from ddbench.kinds import load_protocol
+from ddbench.store.results import ResultStore
+from ddbench.sweep.build import Request, build_sweep
+from ddbench.sweep.evaluate import EvalOptions
 
 CARDS = Path(__file__).parent / "cards"
 
@@ -85,7 +85,7 @@ def test_a_new_protocol_kind_is_one_registered_class(tmp_path):
         code = main(["evaluate", "--method", "random", "--protocol", str(card_file), "--results", str(tmp_path / "lb"),
                      "--no-progress"])
         assert code == 2  # random does not declare the new kind
-        from ddbench.registry import method_class
+        from ddbench.distill.registry import method_class
 
         RandomSubset = method_class("random")
 

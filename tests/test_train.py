@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import torch
 
-from ddbench.augment import DSA
-from ddbench.protocol import TrainRecipe
-from ddbench.train import Streams, choose_mode, init_network, train_networks
+from ddbench.cards.card import TrainRecipe
+from ddbench.engine.augment import DSA
+from ddbench.engine.train import Streams, choose_mode, init_network, train_networks
 
 
 def _data(n: int = 20):
@@ -54,8 +54,8 @@ def test_batchnorm_archs_fall_back_to_the_loop():
 def test_auto_mode_is_timed_per_precision(monkeypatch):
     """fp32's faster way is not bf16's (MNIST IPC 10: vmap 1.26x slower than the loop at fp32, 1.57x
     under bf16); a bf16 run must time its own choice, not reuse fp32's."""
-    from ddbench import train
-    from ddbench.precision import precision_scope
+    from ddbench.engine import train
+    from ddbench.engine.precision import precision_scope
 
     timed: list[str] = []
     monkeypatch.setattr(train, "_MODE_CACHE", {})
@@ -98,10 +98,10 @@ def test_the_schedule_is_the_original_loop_pass_by_pass(monkeypatch):
 
 
 def test_the_sets_learned_lr_is_used_where_the_card_allows_it(monkeypatch, opts):
-    from ddbench.distilled import DistilledSet
-    from ddbench.evaluate import evaluate_set
-    from ddbench.preprocess import ImageSpace
-    from ddbench.protocol import load_protocol
+    from ddbench.data.space import ImageSpace
+    from ddbench.kinds import load_protocol
+    from ddbench.store.distilled import DistilledSet
+    from ddbench.sweep.evaluate import evaluate_set
 
     g = torch.Generator().manual_seed(0)
     dset = DistilledSet(images=torch.randn(100, 1, 8, 8, generator=g), labels=torch.arange(10).repeat(10), label_mode="hard",

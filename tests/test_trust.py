@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 from ddbench.cli import main
-from ddbench.leaderboard import render
-from ddbench.protocol import load_protocol
-from ddbench.results import REQUIRED_FIELDS, ResultStore
+from ddbench.kinds import load_protocol
+from ddbench.publish.leaderboard import render
+from ddbench.store.results import REQUIRED_FIELDS, ResultStore
 
 REPO = Path(__file__).resolve().parents[1]
 IPC1 = str(Path(__file__).parent / "cards" / "digits-ipc1.toml")

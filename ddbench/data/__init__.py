@@ -12,12 +12,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from ddbench.core.errors import DDBenchError
+from ddbench.core.paths import resolve_data_root
 from ddbench.data import cache, cifar, fine_grained, folders, mnist
 from ddbench.data.base import DatasetSpec, Expected, ImageDataset, Splits, channel_stats, data_fingerprint, to_nchw
 from ddbench.data.digits import read_digits
 from ddbench.data.npz import read_npz
-from ddbench.errors import DDBenchError
-from ddbench.paths import resolve_data_root
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from ddbench.core.paths import atomic_path, user_cache_root
 from ddbench.data.base import ImageDataset, Splits, to_nchw
-from ddbench.paths import atomic_path, user_cache_root
 
 CACHE_FORMAT = 2  # 2: the data fingerprint and completeness are kept with the arrays
 

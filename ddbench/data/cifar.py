@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ddbench.core.errors import DDBenchError
 from ddbench.data.base import Splits
-from ddbench.errors import DDBenchError
 
 LAYOUT = {
     "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], "batches.meta", "labels", "label_names"),

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ddbench.core.errors import DDBenchError
 from ddbench.data.base import Splits
 from ddbench.data.folders import load_images
-from ddbench.errors import DDBenchError
 
 AIRCRAFT_FILES = ["fgvc-aircraft-2013b/data/variants.txt", "fgvc-aircraft-2013b/data/images_variant_trainval.txt",
                   "fgvc-aircraft-2013b/data/images_variant_test.txt", "fgvc-aircraft-2013b/data/images/"]

@@ -6,8 +6,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ddbench.core.errors import DDBenchError
 from ddbench.data.base import Splits
-from ddbench.errors import DDBenchError
 
 TINY_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 CUB_URL = "https://data.caltech.edu/records/65de6-vvk70/files/CUB_200_2011.tgz"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ddbench.core.errors import DDBenchError
 from ddbench.data.base import Splits
-from ddbench.errors import DDBenchError
 
 FILES = {
     "x_train": "train-images-idx3-ubyte",

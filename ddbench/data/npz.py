@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ddbench.core.errors import DDBenchError
 from ddbench.data.base import Splits
-from ddbench.errors import DDBenchError
 
 PLAIN_KEYS = ("x_train", "y_train", "x_test", "y_test")
 JPEG_KEYS = ("train_jpeg", "train_offsets", "y_train", "test_jpeg", "test_offsets", "y_test")

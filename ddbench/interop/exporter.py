@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ddbench.distilled import DistilledSet
-from ddbench.errors import DDBenchError
-from ddbench.paths import atomic_write
+from ddbench.core.errors import DDBenchError
+from ddbench.core.paths import atomic_write
+from ddbench.store.distilled import DistilledSet
 
 EXPORT_FORMATS = ("mtt", "tensors", "folder")
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import torch
 
+from ddbench.core.errors import DDBenchError
 from ddbench.data import ImageDataset, load_dataset
-from ddbench.distilled import DistilledSet
-from ddbench.errors import DDBenchError
+from ddbench.data.space import ZCA, ImageSpace
 from ddbench.interop import sources
 from ddbench.interop.presets import DEFAULT_PRESET, PIXELS, pixel_space, resolve
-from ddbench.preprocess import ZCA, ImageSpace
+from ddbench.store.distilled import DistilledSet
 
 FORMATS = ("mtt", "datm", "dc", "mkdt", "tensors", "folder")
 WHITENED_STD = 0.5  # normalised images: pixel std near 1; ZCA-whitened (eps 0.1) pixels: 0.2-0.35

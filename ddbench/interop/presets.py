@@ -10,8 +10,8 @@ Facts read from the repositories (see README, "Evaluate a set made elsewhere"):
 """
 from __future__ import annotations
 
-from ddbench.errors import DDBenchError
-from ddbench.preprocess import ImageSpace
+from ddbench.core.errors import DDBenchError
+from ddbench.data.space import ImageSpace
 
 MNIST = ((0.1307,), (0.3081,))
 CIFAR10 = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))

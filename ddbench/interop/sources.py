@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ddbench.core.errors import DDBenchError
 from ddbench.data.base import to_nchw
-from ddbench.errors import DDBenchError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 

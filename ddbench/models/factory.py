@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import timm
 from torch import nn
 
-from ddbench.errors import DDBenchError
+from ddbench.core.errors import DDBenchError
 from ddbench.models.classic import CLASSIC
 from ddbench.models.convnet import VARIANTS
 from ddbench.models.crossarch import CROSS_ARCH

@@ -1,0 +1,1 @@
+"""Protocol cards: loading, validating and hashing the TOML recipes in protocols/."""

@@ -1,0 +1,154 @@
+"""`supervised`: fresh networks trained on the set with the card's recipe, tested on the real test split."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import torch
+
+from ddbench.cards.card import ProtocolCard
+from ddbench.core.errors import DDBenchError
+from ddbench.data import ImageDataset
+from ddbench.data.space import ZCA, ImageSpace
+from ddbench.engine.augment import DSA
+from ddbench.engine.train import accuracy, choose_mode, train_networks
+from ddbench.kinds.base import (
+    Emit,
+    EvalJob,
+    ProtocolKind,
+    Runtime,
+    _check_class_budget,
+    _check_per_class,
+    _reset_peak,
+    check_fits,
+    make_row,
+    register_kind,
+)
+from ddbench.store.distilled import DistilledSet
+from ddbench.store.rows import Row
+
+log = logging.getLogger(__name__)
+
+
+_ZCA_FITS: dict[tuple, ZCA] = {}
+
+
+def training_space(dset: DistilledSet, card: ProtocolCard, train: ImageDataset) -> tuple[torch.Tensor, ImageSpace]:
+    """The set's images and the space the test set must be mapped into (ZCA fitted if the card asks)."""
+    if card.zca and dset.space.zca is None:
+        key = (train.name, train.source, dset.space.mean, dset.space.std)
+        if key not in _ZCA_FITS:  # one fit on the training set per process, shared by every set
+            _ZCA_FITS[key] = ZCA.fit(ImageSpace(dset.space.mean, dset.space.std).from_uint8(train.x_train))
+        zca = _ZCA_FITS[key]
+        return zca.apply(dset.images), ImageSpace(dset.space.mean, dset.space.std, zca)
+    return dset.images, dset.space
+
+
+def _targets(dset: DistilledSet, card: ProtocolCard) -> tuple[torch.Tensor, str]:
+    if card.labels == "soft" and dset.label_mode == "hard":
+        return torch.nn.functional.one_hot(dset.labels, dset.num_classes).float(), "soft"
+    return (dset.labels if dset.label_mode == "hard" else dset.labels.float()), dset.label_mode
+
+
+@dataclass
+class _Prepared:
+    """A set as training sees it: images (in the card's space) and targets on the device, lr, label mode."""
+
+    dset: DistilledSet
+    images: torch.Tensor
+    targets: torch.Tensor
+    label_mode: str
+    lr: float
+    space: ImageSpace
+
+    def stack_key(self) -> tuple:
+        return (self.label_mode, float(self.lr), tuple(self.images.shape), tuple(self.targets.shape), self.space)
+
+
+def _prepare(dset: DistilledSet, card: ProtocolCard, train: ImageDataset, device: torch.device) -> _Prepared:
+    check_fits(dset, card, train)
+    images, space = training_space(dset, card, train)
+    targets, label_mode = _targets(dset, card)
+    lr = dset.learned_lr if card.train.use_learned_lr and dset.learned_lr else card.train.lr
+    return _Prepared(dset, images.to(device), targets.to(device), label_mode, lr, space)
+
+
+def _groups(job: EvalJob, prepared: list[_Prepared]) -> list[tuple[list[int], list[_Prepared]]]:
+    """(seeds, their sets) that can train stacked: one shared set, or per-seed sets alike in shape, lr and space."""
+    if len(prepared) == 1 or len({p.stack_key() for p in prepared}) == 1:
+        return [(job.seeds, prepared)]
+    return [([seed], [p]) for seed, p in zip(job.seeds, prepared)]
+
+
+class _Clock:
+    """Per-network wall time: each network's own time in a loop, the group's time shared under vmap."""
+
+    def __init__(self, mode: str, count: int) -> None:
+        self.mode, self.count = mode, count
+        self.last = time.perf_counter()
+        self.shared: float | None = None
+
+    def lap(self) -> float:
+        now = time.perf_counter()
+        if self.mode == "vmap":
+            if self.shared is None:
+                self.shared = (now - self.last) / self.count
+            return self.shared
+        seconds, self.last = now - self.last, now
+        return seconds
+
+    def restart(self) -> None:
+        if self.mode != "vmap":
+            self.last = time.perf_counter()
+
+
+@register_kind
+class Supervised(ProtocolKind):
+    """Fresh networks trained on the set with the card's recipe, tested on the real test split."""
+
+    name = "supervised"
+
+    def check_set(self, dset: DistilledSet, card: ProtocolCard, train: ImageDataset) -> None:
+        _check_class_budget(dset, card, train)
+        self.check_labels(dset, card, train)
+
+    def check_labels(self, dset: DistilledSet, card: ProtocolCard, train: ImageDataset) -> None:
+        _check_per_class(dset, card)
+        allowed = {"hard": {"hard"}, "soft": {"hard", "soft"}, "regression": {"regression"}}[card.labels]
+        if dset.label_mode not in allowed:
+            raise DDBenchError(f"card '{card.id}' takes {card.labels} labels; the set has {dset.label_mode} labels")
+        if dset.label_mode == "soft" and dset.labels.shape[1] != train.num_classes:
+            raise DDBenchError(f"soft labels have {dset.labels.shape[1]} columns; {card.dataset} has {train.num_classes} classes")
+
+    def run(self, job: EvalJob, card: ProtocolCard, train: ImageDataset, rt: Runtime, base_row: Row, emit: Emit) -> None:
+        device = rt.device
+        y_test = train.y_test.to(device)
+        augment = DSA(card.train.dsa_strategy) if card.train.augment == "dsa" else None
+        prepared = [_prepare(d, card, train, device) for d in job.sets]
+        for seeds, sets in _groups(job, prepared):
+            first = sets[0]
+            x_test = first.space.from_uint8(train.x_test, device)
+            per_seed = len(sets) > 1
+            x = torch.stack([p.images for p in sets]) if per_seed else first.images
+            y = torch.stack([p.targets for p in sets]) if per_seed else first.targets
+            _reset_peak(device)
+            mode = choose_mode(rt.mode, job.arch, seeds, x, y, first.label_mode, card.train, first.lr,
+                               train.num_classes, augment, per_seed_data=per_seed)
+            clock = _Clock(mode, len(seeds))
+
+            def save_row(k: int, model: torch.nn.Module, seeds=seeds, sets=sets, x_test=x_test, clock=clock, mode=mode) -> None:
+                seconds = clock.lap()
+                p = sets[k] if per_seed else sets[0]
+                acc = accuracy(model, x_test, y_test)
+                emit([make_row(
+                    base_row, p.dset, device, arch=job.arch, seed=seeds[k], accuracy=round(100.0 * acc, 4),
+                    n_test=len(y_test), label_mode=p.label_mode, lr=p.lr, learned_lr_used=p.lr != card.train.lr,
+                    batch_mode=f"vmap{len(seeds)}" if mode == "vmap" else "loop", wall_time_s=round(seconds, 3),
+                )])
+                log.info(f"  {card.id} {job.arch} seed {seeds[k]}: {100 * acc:.2f}%")
+                clock.restart()
+
+            train_networks(job.arch, seeds, x, y, first.label_mode, card.train, first.lr, train.num_classes, augment,
+                           mode=mode, progress=rt.progress, per_seed_data=per_seed, on_trained=save_row,
+                           desc=f"{card.id} {job.arch} seed{'s' if len(seeds) > 1 else ''} {','.join(map(str, seeds))}")

@@ -1,0 +1,1 @@
+"""Publishing: the markdown leaderboard and the static site."""

@@ -1,0 +1,228 @@
+"""Publish the result store as markdown: one table per protocol, methods ranked, published numbers beside.
+
+Only rows made under the current version of a card (its hash), without overrides, of final sets, on a
+complete copy of the dataset count; rows from edited cards, shortened recipes, distillation snapshots
+or partial data are counted in a footnote and left out. Standard
+deviations are population std (ddof = 0), the field's convention (numpy's default in DC/MTT).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import tomllib
+from tabulate import tabulate
+
+from ddbench.cards.card import ProtocolCard, list_protocols
+from ddbench.core.errors import DDBenchError
+from ddbench.core.paths import atomic_write
+from ddbench.kinds import load_protocol
+from ddbench.store.results import ResultStore
+
+
+@dataclass(frozen=True)
+class Published:
+    protocol: str
+    method: str
+    accuracy: float
+    citation: str
+    recipe: str
+    task: str = ""  # ssl-transfer: "<downstream>@<fraction>"
+    arch: str = ""  # cross-architecture cards: the network the number is for ("" = the card's first)
+
+
+def load_published() -> tuple[list[Published], dict[str, str]]:
+    text = (resources.files("ddbench.protocols") / "published.toml").read_text()
+    data = tomllib.loads(text)
+    recipes = data.get("recipes", {})
+    entries = [Published(e["protocol"], e["method"], float(e["accuracy"]), e["citation"], e.get("recipe", ""), e.get("task", ""),
+                         e.get("arch", "")) for e in data.get("published", [])]
+    return entries, recipes
+
+
+def cell(text: Any) -> str:
+    """A markdown table cell: pipes, backslashes and HTML escaped, line breaks flattened (no injected rows)."""
+    value = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    return " ".join(value.split())
+
+
+def summarize(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Mean ± std and n per (protocol, method, run, arch, task, precision); task is "" except on ssl-transfer
+    cards; rows of different precision are never averaged together. A set evaluated from a file shows the
+    method it claims, marked external."""
+    keys = ["protocol", "method", "run_id", "arch", "task", "precision"]
+    rows = [r for r in rows if r.get("task") != ROBUST_TASK]  # robustness scores are columns, not accuracies
+    if not rows:
+        return pd.DataFrame(columns=[*keys, "mean", "std", "n", "device"])
+    rows = [{**r, "method": f"{r['method']} (external)"} if r.get("external") else r for r in rows]
+    df = pd.DataFrame(rows)
+    df["task"] = df["task"].fillna("") if "task" in df else ""
+    df["precision"] = df["precision"].fillna("fp32") if "precision" in df else "fp32"  # rows from before precision was recorded
+    grouped = df.groupby(keys, sort=False)["accuracy"]
+    out = grouped.agg(mean="mean", std=lambda s: float(s.std(ddof=0)), n="count").reset_index()
+    devices = df.groupby(keys, sort=False)["device"].agg(lambda s: sorted(set(s))[0])
+    return out.merge(devices.reset_index(), on=keys)
+
+
+ROBUST_TASK = "robust"  # rows of ddbench.sweep.robustness: LRS / ARS per seed
+
+
+def robustness_columns(rows: list[dict[str, Any]]) -> dict[tuple, list[str]]:
+    """(protocol, method (as shown), run, arch) -> ["LRS mean ± std", "ARS mean ± std"] from the score rows."""
+    robust = [{**r, "method": f"{r['method']} (external)"} if r.get("external") else r for r in rows if r.get("task") == ROBUST_TASK]
+    if not robust:
+        return {}
+    df = pd.DataFrame(robust)
+    out = {}
+    for key, group in df.groupby(["protocol", "method", "run_id", "arch"], sort=False):
+        out[key] = [f"{group[m].mean():.3f} ± {group[m].std(ddof=0):.3f}" for m in ("lrs", "ars")]
+    return out
+
+
+def current_rows(store: ResultStore) -> tuple[list[dict[str, Any]], int]:
+    """Rows under the current card versions, without overrides, of final sets (no snapshots); and how many were left out."""
+    hashes = {}
+    for pid in list_protocols():
+        card = load_protocol(pid)
+        if not card.quick:  # smoke-test cards are never leaderboard cards
+            hashes[pid] = card.hash
+    kept, dropped = [], 0
+    for row in store.rows():
+        if (row.get("protocol_standard") and hashes.get(row["protocol"]) == row["protocol_hash"]
+                and row.get("snapshot_step") is None and row.get("data_complete", True) is not False):
+            kept.append(row)
+        else:
+            dropped += 1
+    return kept, dropped
+
+
+def _store_name(store: ResultStore) -> str:
+    """The store as a reader finds it: relative to the working directory when inside it."""
+    try:
+        return str(store.path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(store.path)
+
+
+class Citations:
+    """Numbered sources of the published numbers a page quotes."""
+
+    def __init__(self, recipes: dict[str, str]) -> None:
+        self.recipes, self.numbers = recipes, {}
+
+    def mark(self, p: Published) -> int:
+        key = f"{p.citation} — {self.recipes.get(p.recipe, p.recipe)}"
+        return self.numbers.setdefault(key, len(self.numbers) + 1)
+
+    def texts(self) -> list[str]:
+        """The sources in citation order."""
+        return [text for text, _ in sorted(self.numbers.items(), key=lambda kv: kv[1])]
+
+    def lines(self) -> list[str]:
+        return [f"{i}. {text}" for i, text in enumerate(self.texts(), start=1)]
+
+
+def published_lookup() -> tuple[dict[tuple[str, str, str, str], Published], dict[str, str]]:
+    """(protocol, method, task, arch) -> published number; arch "" stands for the card's first arch."""
+    published, recipes = load_published()
+    return {(p.protocol, p.method, p.task, p.arch): p for p in published}, recipes
+
+
+def ranked_table(card: ProtocolCard, part: pd.DataFrame, pub: dict, cites: Citations,
+                 esc: Callable[[Any], str] = cell, scores: dict[tuple, list[str]] | None = None) -> tuple[list[str], list[list[Any]]]:
+    """One row per (method, run, arch, task), ranked by mean within each task; published number and Δ beside.
+    Text cells pass through `esc` (markdown escaping by default; the HTML site escapes its own way)."""
+    part = part.sort_values(["task", "mean"], ascending=[True, False])
+    with_tasks = bool((part["task"] != "").any())
+    table, ranks = [], {}
+    for r in part.itertuples():
+        rank = ranks[r.task] = ranks.get(r.task, 0) + 1
+        p = _published_for(pub, card, r.method, r.task, r.arch)
+        table.append([*([esc(r.task)] if with_tasks else []), rank, esc(r.method), esc(r.arch), f"{r.mean:.2f} ± {r.std:.2f}", r.n,
+                      f"{p.accuracy:.1f} [{cites.mark(p)}]" if p else "—", f"{r.mean - p.accuracy:+.1f}" if p else "—",
+                      esc(r.run_id), esc(r.device),
+                      *((scores or {}).get((card.id, r.method, r.run_id, r.arch), ["—", "—"]) if scores else [])])
+    headers = [*(["task"] if with_tasks else []), "#", "method", "arch", "accuracy", "n", "published", "Δ", "run", "device",
+               *(["LRS", "ARS"] if scores else [])]
+    return headers, table
+
+
+def _published_for(pub: dict, card: ProtocolCard, method: str, task: str, arch: str) -> Published | None:
+    if method.endswith(" (external)"):
+        return None
+    return pub.get((card.id, method, task, arch)) or (pub.get((card.id, method, task, "")) if arch == card.archs[0] else None)
+
+
+def arch_matrix(card: ProtocolCard, part: pd.DataFrame, pub: dict, cites: Citations,
+                esc: Callable[[Any], str] = cell) -> tuple[list[str], list[list[Any]]]:
+    """Method × arch: mean ± std per arch with its drop from the card's first arch (in brackets), the mean over
+    archs (only when every arch has rows), ranked by that mean; published rows follow their method."""
+    archs, ref = list(card.archs), card.archs[0]
+    table: list[tuple[float, list[Any]]] = []
+    for (method, run_id), group in part.groupby(["method", "run_id"], sort=False):
+        means = {r.arch: r for r in group.itertuples()}
+        cells = []
+        for arch in archs:
+            r = means.get(arch)
+            drop = f" ({r.mean - means[ref].mean:+.1f})" if r is not None and arch != ref and ref in means else ""
+            cells.append(f"{r.mean:.2f} ± {r.std:.2f}{drop}" if r is not None else "—")
+        complete = all(a in means for a in archs)
+        overall = sum(means[a].mean for a in archs) / len(archs) if complete else float("nan")
+        n = min(int(r.n) for r in means.values())
+        table.append((overall, [esc(method), *cells, f"{overall:.2f}" if complete else "—", n, esc(run_id)]))
+        quoted = {a: _published_for(pub, card, method, "", a) for a in archs}
+        if any(quoted.values()):
+            pcells = [f"{q.accuracy:.1f} [{cites.mark(q)}]" if q else "—" for q in quoted.values()]
+            table.append((overall - 1e-9, [esc(f"{method} (published)"), *pcells, "—", "—", "—"]))
+    table.sort(key=lambda item: -item[0] if item[0] == item[0] else float("inf"))
+    rows, rank = [], 0
+    for _, row in table:
+        is_published = row[0].endswith("(published)")
+        rank += 0 if is_published else 1
+        rows.append(["" if is_published else rank, *row])
+    return ["#", "method", *archs, "mean over archs", "n (min)", "run"], rows
+
+
+def render(store: ResultStore) -> str:
+    rows, dropped = current_rows(store)
+    pub, recipes = published_lookup()
+    cites = Citations(recipes)
+    summary = summarize(rows)
+    robust = robustness_columns(rows)
+    lines = ["# ddbench leaderboard", "",
+             "Final-epoch test accuracy (%), mean ± std (population) over evaluation seeds; "
+             f"every number comes from `{_store_name(store)}`. Published numbers are quoted with their source; "
+             "the recipe behind each is in the notes below — a different recipe is a yardstick, not a tie. "
+             "Cross-architecture cards show a method × arch matrix: each cell's bracket is its drop from the card's first arch. "
+             "LRS / ARS: DD-Ranking's label- and augmentation-robust scores in [0, 1] (`ddbench robustness`), where computed.", ""]
+    if summary.empty:
+        lines.append("_No results yet. Run `ddbench evaluate --method random --protocol mnist-ipc10`._")
+    for protocol in sorted(summary["protocol"].unique()) if not summary.empty else []:
+        card = load_protocol(protocol)
+        part = summary[summary["protocol"] == protocol]
+        for precision in sorted(part["precision"].unique()):
+            sub = part[part["precision"] == precision]
+            title = protocol if precision == card.precision else f"{protocol} ({precision})"
+            scores = {k: v for k, v in robust.items() if k[0] == protocol}
+            headers, table = (arch_matrix(card, sub, pub, cites) if len(card.archs) > 1
+                              else ranked_table(card, sub, pub, cites, scores=scores))
+            lines += [f"## {cell(title)}", "", f"{cell(card.description)} · card v{card.version} `{card.hash}`", "",
+                      tabulate(table, headers=headers, tablefmt="github", disable_numparse=True), ""]
+    if cites.numbers:
+        lines += ["## Sources of published numbers", "", *cites.lines(), ""]
+    if dropped:
+        lines += [f"_{dropped} row(s) from quick cards, older card versions, shortened recipes, snapshots or partial data "
+                  "are not shown._", ""]
+    return "\n".join(lines)
+
+
+def publish(store: ResultStore, out: str | Path | None = None) -> Path:
+    path = Path(out) if out else store.directory / "LEADERBOARD.md"
+    if path.is_dir():
+        raise DDBenchError(f"--out {path} is a directory; give a file name")
+    with atomic_write(path, "w") as handle:
+        handle.write(render(store))
+    return path
