@@ -15,11 +15,11 @@ import torch
 import torch.nn.functional as F
 from tabulate import tabulate
 
-from ddbench.cards.card import ProbeRecipe
 from ddbench.data import load_dataset
 from ddbench.data.space import ImageSpace
 from ddbench.engine.barlow import BarlowRecipe, train_barlow
 from ddbench.engine.realtrain import embed, features
+from ddbench.engine.recipes import ProbeRecipe
 from ddbench.engine.teacher import teacher_network
 from ddbench.engine.train import init_network
 from ddbench.engine.transfer import probe_accuracies

@@ -75,7 +75,7 @@ def test_ssl_cards_use_the_authors_cifar100_constants_and_tiny_probes_at_32_px()
     assert load_protocol("cifar100-ipc10").mean == ()  # the supervised cards keep the DC family's
     for pct in ("2pct", "5pct"):
         tiny = load_protocol(f"tinyimagenet-ssl-{pct}")
-        fine = [d for d in tiny.probe.downstream if d not in ("cifar10", "cifar100", "tinyimagenet")]
+        fine = [d for d in tiny.params.probe.downstream if d not in ("cifar10", "cifar100", "tinyimagenet")]
         assert fine and all(get_spec(d).expected.shape[0] == 32 for d in fine), fine
 
 

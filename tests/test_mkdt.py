@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from ddbench.cards.card import ProbeRecipe
 from ddbench.core.errors import DDBenchError
 from ddbench.data import ImageDataset, load_dataset
 from ddbench.data.space import ImageSpace
 from ddbench.distill.registry import create_method
+from ddbench.engine.recipes import ProbeRecipe
 from ddbench.kinds import load_protocol
 from ddbench.store.distilled import DistilledSet
 from ddbench.store.results import ResultStore

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from ddbench.cards.card import TrainRecipe
 from ddbench.engine.augment import DSA
+from ddbench.engine.recipes import TrainRecipe
 from ddbench.engine.train import Streams, choose_mode, init_network, train_networks
 
 

@@ -7,13 +7,13 @@
 """
 from __future__ import annotations
 
-import fnmatch
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from ddbench.core.errors import DDBenchError
 from ddbench.core.paths import resolve_data_root
+from ddbench.core.registry import Registry
 from ddbench.data import cache, cifar, fine_grained, folders, mnist
 from ddbench.data.base import DatasetSpec, Expected, ImageDataset, Splits, channel_stats, data_fingerprint, to_nchw
 from ddbench.data.digits import read_digits
@@ -25,55 +25,54 @@ __all__ = ["ImageDataset", "Splits", "load_dataset", "list_datasets", "dataset_s
 
 _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
-SPECS: dict[str, DatasetSpec] = {
-    spec.name: spec
-    for spec in [
-        DatasetSpec("mnist", "MNIST, 60k/10k, 28×28 gray", mnist.official_files("mnist"), mnist.reader("mnist"),
-                    mnist.downloader("mnist"), (0.1307,), (0.3081,), expected=Expected(10, 60000, 10000, (28, 28, 1))),
-        DatasetSpec("fashion_mnist", "Fashion-MNIST, 60k/10k, 28×28 gray", mnist.official_files("fashion_mnist"),
-                    mnist.reader("fashion_mnist"), mnist.downloader("fashion_mnist"), (0.2861,), (0.3530,),
-                    aliases=("fashion-mnist", "fashionmnist"), expected=Expected(10, 60000, 10000, (28, 28, 1))),
-        DatasetSpec("cifar10", "CIFAR-10, 50k/10k, 32×32 RGB", cifar.official_files("cifar10"), cifar.reader("cifar10"),
-                    cifar.downloader("cifar10"), (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), aliases=("cifar-10",),
-                    expected=Expected(10, 50000, 10000, (32, 32, 3))),
-        DatasetSpec("cifar100", "CIFAR-100, 50k/10k, 32×32 RGB", cifar.official_files("cifar100"), cifar.reader("cifar100"),
-                    cifar.downloader("cifar100"), (0.5071, 0.4866, 0.4409), (0.2673, 0.2564, 0.2762), aliases=("cifar-100",),
-                    expected=Expected(100, 50000, 10000, (32, 32, 3))),
-        DatasetSpec("tinyimagenet", "Tiny-ImageNet, 100k/10k (val as test), 64×64 RGB", folders.TINY_FILES,
-                    folders.read_tinyimagenet, folders.download_tinyimagenet, _IMAGENET_MEAN, _IMAGENET_STD,
-                    aliases=("tiny-imagenet", "tiny-imagenet-200"), expected=Expected(200, 100000, 10000, (64, 64, 3))),
-        DatasetSpec("cub200", "CUB-200-2011, 5,994/5,794, resized to 32×32 RGB (LANCZOS)", folders.CUB_FILES,
-                    folders.cub_reader(32), folders.download_cub, aliases=("cub-200-2011",),
-                    expected=Expected(200, 5994, 5794, (32, 32, 3))),
-        DatasetSpec("cub200_64", "CUB-200-2011, 5,994/5,794, resized to 64×64 RGB (LANCZOS)", folders.CUB_FILES,
-                    folders.cub_reader(64), folders.download_cub, expected=Expected(200, 5994, 5794, (64, 64, 3))),
-        DatasetSpec("digits", "scikit-learn's bundled 8×8 digits, 1,257/540, gray (offline anywhere)", [],
-                    read_digits, None, bundled=True, expected=Expected(10, 1257, 540, (8, 8, 1))),
-        *[spec for size, suffix in ((32, ""), (64, "_64")) for spec in (
-            DatasetSpec(f"aircraft{suffix}", f"FGVC-Aircraft variants, trainval/test, {size}×{size} RGB (LANCZOS)",
-                        fine_grained.AIRCRAFT_FILES, fine_grained.aircraft_reader(size), fine_grained.download_aircraft,
-                        expected=Expected(100, 6667, 3333, (size, size, 3))),
-            DatasetSpec(f"dogs{suffix}", f"Stanford Dogs, train_list/test_list, {size}×{size} RGB (LANCZOS)",
-                        fine_grained.DOGS_FILES, fine_grained.dogs_reader(size), fine_grained.download_dogs,
-                        expected=Expected(120, 12000, 8580, (size, size, 3))),
-            DatasetSpec(f"flowers102{suffix}", f"Flowers-102, train/test (setid.mat), {size}×{size} RGB (LANCZOS)",
-                        fine_grained.FLOWERS_FILES, fine_grained.flowers_reader(size), fine_grained.download_flowers,
-                        expected=Expected(102, 1020, 6149, (size, size, 3))),
-        )],
-    ]
-}
+_BUILTIN: list[DatasetSpec] = [
+    DatasetSpec("mnist", "MNIST, 60k/10k, 28×28 gray", mnist.official_files("mnist"), mnist.reader("mnist"),
+                mnist.downloader("mnist"), (0.1307,), (0.3081,), expected=Expected(10, 60000, 10000, (28, 28, 1))),
+    DatasetSpec("fashion_mnist", "Fashion-MNIST, 60k/10k, 28×28 gray", mnist.official_files("fashion_mnist"),
+                mnist.reader("fashion_mnist"), mnist.downloader("fashion_mnist"), (0.2861,), (0.3530,),
+                aliases=("fashion-mnist", "fashionmnist"), expected=Expected(10, 60000, 10000, (28, 28, 1))),
+    DatasetSpec("cifar10", "CIFAR-10, 50k/10k, 32×32 RGB", cifar.official_files("cifar10"), cifar.reader("cifar10"),
+                cifar.downloader("cifar10"), (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), aliases=("cifar-10",),
+                expected=Expected(10, 50000, 10000, (32, 32, 3))),
+    DatasetSpec("cifar100", "CIFAR-100, 50k/10k, 32×32 RGB", cifar.official_files("cifar100"), cifar.reader("cifar100"),
+                cifar.downloader("cifar100"), (0.5071, 0.4866, 0.4409), (0.2673, 0.2564, 0.2762), aliases=("cifar-100",),
+                expected=Expected(100, 50000, 10000, (32, 32, 3))),
+    DatasetSpec("tinyimagenet", "Tiny-ImageNet, 100k/10k (val as test), 64×64 RGB", folders.TINY_FILES,
+                folders.read_tinyimagenet, folders.download_tinyimagenet, _IMAGENET_MEAN, _IMAGENET_STD,
+                aliases=("tiny-imagenet", "tiny-imagenet-200"), expected=Expected(200, 100000, 10000, (64, 64, 3))),
+    DatasetSpec("cub200", "CUB-200-2011, 5,994/5,794, resized to 32×32 RGB (LANCZOS)", folders.CUB_FILES,
+                folders.cub_reader(32), folders.download_cub, aliases=("cub-200-2011",),
+                expected=Expected(200, 5994, 5794, (32, 32, 3))),
+    DatasetSpec("cub200_64", "CUB-200-2011, 5,994/5,794, resized to 64×64 RGB (LANCZOS)", folders.CUB_FILES,
+                folders.cub_reader(64), folders.download_cub, expected=Expected(200, 5994, 5794, (64, 64, 3))),
+    DatasetSpec("digits", "scikit-learn's bundled 8×8 digits, 1,257/540, gray (offline anywhere)", [],
+                read_digits, None, bundled=True, expected=Expected(10, 1257, 540, (8, 8, 1))),
+    *[spec for size, suffix in ((32, ""), (64, "_64")) for spec in (
+        DatasetSpec(f"aircraft{suffix}", f"FGVC-Aircraft variants, trainval/test, {size}×{size} RGB (LANCZOS)",
+                    fine_grained.AIRCRAFT_FILES, fine_grained.aircraft_reader(size), fine_grained.download_aircraft,
+                    expected=Expected(100, 6667, 3333, (size, size, 3))),
+        DatasetSpec(f"dogs{suffix}", f"Stanford Dogs, train_list/test_list, {size}×{size} RGB (LANCZOS)",
+                    fine_grained.DOGS_FILES, fine_grained.dogs_reader(size), fine_grained.download_dogs,
+                    expected=Expected(120, 12000, 8580, (size, size, 3))),
+        DatasetSpec(f"flowers102{suffix}", f"Flowers-102, train/test (setid.mat), {size}×{size} RGB (LANCZOS)",
+                    fine_grained.FLOWERS_FILES, fine_grained.flowers_reader(size), fine_grained.download_flowers,
+                    expected=Expected(102, 1020, 6149, (size, size, 3))),
+    )],
+]
+
+# Every dataset ddbench reads, by name and alias. A plug-in package adds one with an entry point in the group
+# "ddbench.datasets" naming a DatasetSpec, or by calling DATASETS.register(spec.name, spec, spec.aliases).
+DATASETS: Registry[DatasetSpec] = Registry("dataset", entry_points="ddbench.datasets")
+for _spec in _BUILTIN:
+    DATASETS.register(_spec.name, _spec, _spec.aliases)
 
 
 def list_datasets(pattern: str = "*") -> list[str]:
-    return sorted(n for n in SPECS if fnmatch.fnmatch(n, pattern))
+    return sorted(DATASETS.names(pattern))
 
 
 def get_spec(name: str) -> DatasetSpec:
-    key = name.lower()
-    for spec in SPECS.values():
-        if key == spec.name or key in spec.aliases:
-            return spec
-    raise DDBenchError(f"unknown dataset '{name}'; known: {', '.join(SPECS)}")
+    return DATASETS.get(name)
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ from ddbench.core.errors import DDBenchError
 from ddbench.data import ImageDataset, load_dataset
 from ddbench.data.space import ZCA, ImageSpace
 from ddbench.interop import sources
-from ddbench.interop.presets import DEFAULT_PRESET, PIXELS, pixel_space, resolve
+from ddbench.interop.formats import FORMATS
+from ddbench.interop.presets import PIXELS, pixel_space, resolve
 from ddbench.store.distilled import DistilledSet
 
-FORMATS = ("mtt", "datm", "dc", "mkdt", "tensors", "folder")
 WHITENED_STD = 0.5  # normalised images: pixel std near 1; ZCA-whitened (eps 0.1) pixels: 0.2-0.35
 
 
@@ -36,13 +36,12 @@ class ImportOptions:
 
 
 def import_set(src: str | Path, opts: ImportOptions, train: ImageDataset | None = None) -> DistilledSet:
-    if opts.format not in FORMATS:
-        raise DDBenchError(f"unknown --format '{opts.format}'; one of {', '.join(FORMATS)}")
+    fmt = FORMATS.get(opts.format)  # an unknown format: one line, with suggestions
     src = Path(src)
     if not src.exists():
         raise DDBenchError(f"{src}: no such file or folder")
     train = train or load_dataset(opts.dataset, opts.data_root)
-    source = _read(src, opts, train)
+    source = fmt.read(src, opts, list(train.class_names))
     assumptions: dict[str, object] = {}
     images, space = _images_and_space(source, opts, train, assumptions)
     labels, label_mode = _labels(source, train, assumptions)
@@ -54,19 +53,6 @@ def import_set(src: str | Path, opts: ImportOptions, train: ImageDataset | None 
     return DistilledSet(images=images, labels=labels, label_mode=label_mode, num_classes=train.num_classes,
                         dataset=train.name, ipc=ipc, method=opts.method or opts.format, space=space, learned_lr=lr,
                         extra={"imported": imported})
-
-
-def _read(src: Path, opts: ImportOptions, train: ImageDataset) -> sources.Source:
-    fmt = opts.format
-    if fmt in ("mtt", "datm"):
-        return sources.read_mtt(src, opts.iteration, soft=fmt == "datm")
-    if fmt == "dc":
-        return sources.read_dc(src, opts.experiment)
-    if fmt == "mkdt":
-        return sources.read_mkdt(src, opts.iteration)
-    if fmt == "tensors":
-        return sources.read_tensors(src)
-    return sources.read_folder(src, list(train.class_names))
 
 
 def _images_and_space(source: sources.Source, opts: ImportOptions, train: ImageDataset,
@@ -92,7 +78,7 @@ def _images_and_space(source: sources.Source, opts: ImportOptions, train: ImageD
         raise DDBenchError(f"images are {images.dtype}; expected float (normalised or [0, 1]) or uint8 pixels")
     images = images.float()
     if opts.zca:
-        if opts.format not in ("mtt", "datm", "tensors"):
+        if not FORMATS.get(opts.format).zca_possible:
             raise DDBenchError(f"--zca: {opts.format} sets are never saved in ZCA space")
         # MTT's --zca: ToTensor only (pixels in [0, 1]), then kornia ZCAWhitening (eps 0.1) fitted on the training set
         _check_whitened(images)
@@ -101,7 +87,7 @@ def _images_and_space(source: sources.Source, opts: ImportOptions, train: ImageD
         assumptions["zca"] = "fitted on the whole training set, eps 0.1 (MTT/DATM --zca)"
         p = pixel_space(train.channels)
         return images, ImageSpace(p.mean, p.std, zca)
-    preset = opts.normalize or DEFAULT_PRESET[opts.format]
+    preset = opts.normalize or FORMATS.get(opts.format).default_preset
     space, described = resolve(preset, train.name, train.channels, dataset_space)
     assumptions["normalisation"] = described
     if not _check_range(images, preset, space):  # [0, 1] pixels spread narrowly too: only normalised images are checked
@@ -138,7 +124,7 @@ def _check_not_whitened(images: torch.Tensor, opts: ImportOptions) -> None:
     (measured: CIFAR-10 1.25 vs 0.24, MNIST 0.98 vs 0.35). [0, 1] pixels, the other low spread, failed the range check."""
     spread = float(images.std())
     if spread < WHITENED_STD:
-        zca = " If the source ran with --zca, pass --zca." if opts.format in ("mtt", "datm", "tensors") else ""
+        zca = " If the source ran with --zca, pass --zca." if FORMATS.get(opts.format).zca_possible else ""
         raise DDBenchError(f"the images look ZCA-whitened (pixel std {spread:.2f}, neighbour correlation "
                            f"{neighbour_correlation(images):.2f}; normalised images spread with std near 1).{zca} "
                            "Evaluated in the wrong space they would score noise.")
@@ -188,8 +174,9 @@ def _learned_lr(source: sources.Source, opts: ImportOptions, assumptions: dict[s
             raise DDBenchError(f"--lr '{opts.lr}': give a number, or 'card' for the card's own lr") from None
         assumptions["lr"] = f"{value:g} (given)"
         return value
-    if opts.format == "mtt":
-        raise DDBenchError("MTT never saves its learned lr (only logs it): pass --lr VALUE from the run's log, or --lr card")
+    if not FORMATS.get(opts.format).saves_lr:
+        raise DDBenchError(f"{opts.format.upper()} never saves its learned lr (only logs it): pass --lr VALUE from the run's log, "
+                           "or --lr card")
     if source.lr is not None:
         assumptions["lr"] = f"{source.lr:g} (from the files)"
     return source.lr

@@ -28,7 +28,6 @@ PRESETS: dict[str, dict[str, tuple[tuple[float, ...], tuple[float, ...]]]] = {
     "mkdt": {"cifar10": CIFAR10, "cifar100": CIFAR100_MKDT, "tinyimagenet": IMAGENET},
 }
 PRESETS["datm"] = PRESETS["mtt"]
-DEFAULT_PRESET = {"mtt": "mtt", "datm": "datm", "dc": "dc", "mkdt": "mkdt", "tensors": PIXELS, "folder": PIXELS}
 
 
 def pixel_space(channels: int) -> ImageSpace:

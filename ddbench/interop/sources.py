@@ -214,3 +214,28 @@ def read_folder(src: Path, class_names: list[str]) -> Source:
     if len({tuple(t.shape) for t in images}) != 1:
         raise DDBenchError(f"{src}: images differ in size or channels; resize them to the dataset's shape first")
     return Source(to_nchw(np.stack(images)), torch.tensor(labels), "hard", None, files, {"class_folders": names})
+
+
+# The readers the import formats name (ddbench.interop.formats): (source, ImportOptions, class names) -> Source.
+def mtt_reader(src: Path, opts: Any, class_names: list[str]) -> Source:
+    return read_mtt(src, opts.iteration, soft=False)
+
+
+def datm_reader(src: Path, opts: Any, class_names: list[str]) -> Source:
+    return read_mtt(src, opts.iteration, soft=True)
+
+
+def dc_reader(src: Path, opts: Any, class_names: list[str]) -> Source:
+    return read_dc(src, opts.experiment)
+
+
+def mkdt_reader(src: Path, opts: Any, class_names: list[str]) -> Source:
+    return read_mkdt(src, opts.iteration)
+
+
+def tensors_reader(src: Path, opts: Any, class_names: list[str]) -> Source:
+    return read_tensors(src)
+
+
+def folder_reader(src: Path, opts: Any, class_names: list[str]) -> Source:
+    return read_folder(src, class_names)

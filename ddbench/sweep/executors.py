@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import torch
 
 from ddbench.core.errors import DDBenchError
-from ddbench.core.registry import Registry
 from ddbench.sweep.build import Sweep
 from ddbench.sweep.graph import ROW_STAGES, Graph, Task, Workspace
+from ddbench.sweep.registry import EXECUTORS
 
 log = logging.getLogger(__name__)
 
@@ -126,11 +126,6 @@ class LocalExecutor:
                 summary.task_seconds += time.perf_counter() - began
         summary.seconds = time.perf_counter() - start
         return summary
-
-
-EXECUTORS: Registry[type] = Registry("executor", entry_points="ddbench.executors")
-EXECUTORS.register("local", LocalExecutor)
-EXECUTORS.register("ray", "ddbench.sweep.ray_executor:RayExecutor")  # lazy: Ray is an optional extra
 
 
 def make_executor(name: str, address: str | None = None, workers: int | None = None, threads_per_task: int | None = None):

@@ -1,0 +1,25 @@
+"""`ddbench export`: write a ddbench set in another codebase's layout (mtt, tensors, folder)."""
+from __future__ import annotations
+
+import argparse
+
+from ddbench.core.errors import DDBenchError  # noqa: F401
+
+NAME = "export"
+HELP = "write a ddbench set in another layout (mtt, tensors, folder)"
+DESCRIPTION = "write a ddbench set in another codebase's layout (mtt, tensors, folder)."
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("set", help="a ddbench set (.safetensors)")
+    p.add_argument("--format", required=True, choices=("mtt", "tensors", "folder"))
+    p.add_argument("--out", required=True, help="output folder (tensors: a .pt file or a folder)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ddbench.interop import export_set
+    from ddbench.store.distilled import DistilledSet
+
+    written = export_set(DistilledSet.load(args.set), args.format, args.out)
+    print(f"wrote {len(written)} file(s) under {args.out}")
+    return 0
