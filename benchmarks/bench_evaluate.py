@@ -21,11 +21,11 @@ from tabulate import tabulate
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from plain_loop import plain_evaluate  # noqa: E402
 
-from ddbench.cards.card import load_protocol  # noqa: E402
 from ddbench.core.provenance import device_name, pick_device  # noqa: E402
 from ddbench.data import load_dataset  # noqa: E402
 from ddbench.engine.augment import DSA  # noqa: E402
 from ddbench.engine.train import accuracy, init_network, train_networks  # noqa: E402
+from ddbench.kinds import load_protocol  # noqa: E402
 from ddbench.sweep.evaluate import card_space  # noqa: E402
 
 CARDS = {"cifar10": "cifar10-ipc{}", "mnist": "mnist-ipc{}", "digits": "digits-quick"}

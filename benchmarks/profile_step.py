@@ -26,11 +26,11 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from plain_loop import bare_step_seconds  # noqa: E402
 
-from ddbench.cards.card import load_protocol  # noqa: E402
 from ddbench.data import load_dataset  # noqa: E402
 from ddbench.engine.augment import DSA  # noqa: E402
 from ddbench.engine.precision import precision_scope  # noqa: E402
 from ddbench.engine.train import accuracy, init_network, train_networks  # noqa: E402
+from ddbench.kinds import load_protocol  # noqa: E402
 from ddbench.sweep.evaluate import card_space  # noqa: E402
 
 REGIONS = ("ddbench.data", "ddbench.engine.augment", "ddbench.forward", "ddbench.backward", "ddbench.optimizer")

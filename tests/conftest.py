@@ -80,3 +80,30 @@ def ipc1_means(tmp_path_factory):
     means = {m: statistics.mean(r["accuracy"] for r in evaluate_method(create_method(m), card, opts)) for m in BASELINES}
     print(f"\ndigits IPC 1 baselines (mean over 5 seeds): {means}")
     return means
+
+
+# Test tiers. `pytest -m "not slow"` is the developer's loop (under 3 minutes on 2 cores); CI runs everything.
+# A test is slow when it needs one of the expensive shared fixtures (each trains many networks) or is listed here.
+SLOW_FIXTURES = {"ipc1_means", "quick_results", "scores", "native_results", "mtt_and_init", "site", "browser"}
+TIERS = {  # node id prefix -> markers
+    "tests/test_ray.py": ("ray", "slow"),
+    "tests/test_site.py": ("browser", "slow"),
+    "tests/test_campaign.py::test_gpu_campaign_dry_run_completes_every_step": ("subprocess", "slow"),
+    "tests/test_cli.py::test_interrupted_and_killed_runs_resume_without_loss_or_duplicates": ("subprocess", "slow"),
+    "tests/test_cli.py::test_a_kill_during_distillation_keeps_the_finished_experts": ("subprocess", "slow"),
+    "tests/test_cli.py::test_a_kill_after_the_teacher_keeps_it_and_the_rerun_trains_no_teacher": ("subprocess", "slow"),
+    "tests/test_readme.py::test_first_readme_command_runs_the_main_job": ("subprocess", "slow"),
+    "tests/test_trust.py::test_the_readme_first_command_never_writes_into_the_checkout": ("subprocess",),
+    "tests/test_trust.py::test_verify_reproduces_a_digits_row_bitwise": ("slow",),
+    "tests/test_crossarch.py::test_the_digits_cross_arch_card_produces_the_matrix": ("slow",),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        names = set(TIERS.get(item.nodeid, ())) | {m for prefix, marks in TIERS.items()
+                                                     if item.nodeid.startswith(prefix + "::") for m in marks}
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            names.add("slow")
+        for name in sorted(names):
+            item.add_marker(getattr(pytest.mark, name))

@@ -26,7 +26,7 @@ def test_rows_are_complete_and_a_rerun_adds_none(short, opts):
         assert r["distill_seed"] == r["seed"]  # random: one subset per evaluation seed
         assert 10.0 < r["accuracy"] <= 100.0 and r["wall_time_s"] > 0 and r["peak_mem_mb"] > 0
     assert len({r["set_id"] for r in rows}) == 5
-    import ddbench.kinds as engine
+    import ddbench.kinds.supervised as engine  # the module whose train_networks Supervised.run calls
 
     trained = []
     real = engine.train_networks

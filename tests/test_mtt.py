@@ -86,7 +86,7 @@ def test_checkpointing_is_a_runtime_option_outside_the_run_identity():
 
 def test_expert_trajectories_start_at_the_seeded_init_and_are_cached(tmp_path):
     train = load_dataset("digits")
-    space = card_space(__import__("ddbench.cards.card", fromlist=["load_protocol"]).load_protocol(CARD), train)
+    space = card_space(__import__("ddbench.kinds", fromlist=["load_protocol"]).load_protocol(CARD), train)
     recipe = ExpertRecipe(epochs=2, dsa_strategy="color_crop_cutout_scale_rotate")
     bank, trained = ensure_experts(2, "convnetd1", train, space, recipe, torch.device("cpu"), tmp_path, progress=False)
     assert trained == 2 and bank.seeds() == [0, 1] and bank.length(0) == 3

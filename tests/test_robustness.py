@@ -42,7 +42,9 @@ def scores(tmp_path_factory):
 
 
 def test_scores_lie_in_the_unit_interval_and_order_methods_by_accuracy(scores):
-    rows, _ = scores
+    records, _ = scores
+    assert all(r["record"] == "robustness" and "accuracy" not in r for rs in records.values() for r in rs)  # not accuracy rows
+    rows = {m: [{**r["scores"], **r["inputs"], "seed": r["seed"]} for r in rs] for m, rs in records.items()}
     mean = {m: {k: statistics.mean(r[k] for r in rs) for k in ("accuracy", "lrs", "ars", "ior")} for m, rs in rows.items()}
     print({m: {k: round(v, 4) for k, v in d.items()} for m, d in mean.items()})
     assert all(0.0 <= r[k] <= 1.0 for rs in rows.values() for r in rs for k in ("lrs", "ars"))
@@ -57,7 +59,7 @@ def test_scores_lie_in_the_unit_interval_and_order_methods_by_accuracy(scores):
 def test_scores_are_rows_and_leaderboard_columns(scores):
     rows, opts = scores
     stored = [r for r in opts.store.rows() if r.get("task") == "robust"]
-    assert len(stored) == 3 * 2 and all("lrs" in r and "ars" in r for r in stored)
+    assert len(stored) == 3 * 2 and all(r["record"] == "robustness" and {"lrs", "ars"} <= set(r["scores"]) for r in stored)
     again = robustness_rows(create_method("random"), load_protocol(str(CARD)).with_overrides(epochs=50), opts)
     assert len([r for r in opts.store.rows() if r.get("task") == "robust"]) == 6 and len(again) == 2  # no duplicates
     from ddbench.publish.leaderboard import Citations, published_lookup, ranked_table, robustness_columns, summarize

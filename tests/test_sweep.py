@@ -67,11 +67,12 @@ def test_a_failing_distillation_stops_only_its_dependants(tmp_path, capsys):
 
 
 def test_a_new_protocol_kind_is_one_registered_class(tmp_path):
-    from ddbench.kinds import _KINDS, ProtocolKind, make_row, register_kind
+    from ddbench.kinds import KINDS, ProtocolKind, make_row, register_kind
 
     @register_kind
     class CountImages(ProtocolKind):  # a toy kind: a row per seed, "accuracy" = images in the set
         name = "count-images"
+        sets = "count-images"  # a family of sets of its own: methods opt in through their `kinds`
 
         def run(self, job, card, train, rt, base_row, emit):
             emit([make_row(base_row, job.sets[0], rt.device, arch=job.arch, seed=s, accuracy=float(len(job.sets[0].images)),
@@ -98,4 +99,4 @@ def test_a_new_protocol_kind_is_one_registered_class(tmp_path):
         rows = [json.loads(line) for line in (tmp_path / "lb" / "results.jsonl").read_text().splitlines()]
         assert [(r["protocol"], r["seed"], r["accuracy"]) for r in rows] == [("count-digits", 0, 30.0), ("count-digits", 1, 30.0)]
     finally:
-        _KINDS.pop("count-images", None)
+        KINDS.unregister("count-images")

@@ -89,7 +89,7 @@ def options(args: argparse.Namespace):
     )
 
 
-def summary(rows: list[dict[str, Any]]) -> str:
+def summary_table(rows: list[dict[str, Any]]) -> str:
     from tabulate import tabulate
 
     from ddbench.publish.leaderboard import load_published, summarize
@@ -148,7 +148,7 @@ def run_sweep(requests: list, opts: Any, args: argparse.Namespace) -> list[dict[
     rows = [row for req in requests for row in collect(req, opts)]
     if summary is not None and summary.failed:
         if rows:
-            print(summary(rows))
+            print(summary_table(rows))
         summary.raise_if_failed()
     return rows
 

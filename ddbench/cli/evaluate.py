@@ -75,5 +75,5 @@ def run(args: argparse.Namespace) -> int:
             requests += [Request(card, method=create_method(n)) for n in extra]  # --cfg applies to the methods only
     rows = common.run_sweep(requests, opts, args)
     if not args.plan:
-        print(common.summary(rows))
+        print(common.summary_table(rows))
     return 0

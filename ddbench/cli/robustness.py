@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     opts.external = bool(args.distilled)
     subject = common.distilled(args, [card]) if args.distilled else create_method(args.method, **common.parse_cfg(args.cfg))
     rows = robustness_rows(subject, card, opts)
-    table = [[r["arch"], r["seed"], f"{r['accuracy']:.2f}", f"{r['ior']:+.4f}", f"{r['hlr']:+.4f}", f"{r['lrs']:.4f}",
-              f"{r['gain_aug']:+.4f}", f"{r['gain_plain']:+.4f}", f"{r['ars']:.4f}"] for r in rows]
+    table = [[r["arch"], r["seed"], f"{r['inputs']['accuracy']:.2f}", *(f"{r['scores'][k]:+.4f}" if k.startswith(("ior", "hlr", "gain"))
+              else f"{r['scores'][k]:.4f}" for k in ("ior", "hlr", "lrs", "gain_aug", "gain_plain", "ars"))] for r in rows]
     print(tabulate(table, headers=["arch", "seed", "acc %", "IOR", "HLR", "LRS", "Δ aug", "Δ no aug", "ARS"], tablefmt="github"))
     return 0

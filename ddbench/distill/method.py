@@ -99,7 +99,7 @@ class Method:
     default_cfg: ClassVar[dict[str, Any]] = {}
     protocol_cfg: ClassVar[dict[str, dict[str, Any]]] = {}
     one_set_per_seed: ClassVar[bool] = False  # True: evaluation seed s gets its own set, distilled with seed s
-    kinds: ClassVar[tuple[str, ...]] = ("supervised",)
+    kinds: ClassVar[tuple[str, ...]] = ("supervised",)  # the families of sets it makes (a protocol kind's `sets`)
     quick_card: ClassVar[str] = "digits-quick"  # what `ddbench evaluate --method NAME` runs without --protocol
     runtime_cfg: ClassVar[frozenset[str]] = frozenset()  # options that change speed or memory, never the result
 

@@ -61,6 +61,7 @@ class ProtocolKind:
     stage: ClassVar[str] = "evaluate"  # the job-graph stage of its evaluations
     Params: ClassVar[type | None] = None  # the dataclass of this kind's own card keys (None: it has none)
     per_class_ipc: ClassVar[bool] = True  # sets are sized by the card's images per class
+    sets: ClassVar[str] = "supervised"  # the family of sets it evaluates; a method lists the families it makes in `kinds`
 
     def check_card(self, card: ProtocolCard, need: Need) -> None:
         """Refuse a card whose values this kind cannot run (one line through `need`), before any work."""

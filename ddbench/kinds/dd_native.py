@@ -30,6 +30,7 @@ class DDNative(Supervised):
 
     name = "dd-native"
     Params = DDNativeParams
+    sets = "dd-native"
 
     def check_set(self, dset: DistilledSet, card: ProtocolCard, train: ImageDataset) -> None:
         _check_class_budget(dset, card, train)

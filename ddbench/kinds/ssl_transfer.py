@@ -38,6 +38,7 @@ class SSLTransfer(ProtocolKind):
     stage = "probe"
     Params = SSLParams
     per_class_ipc = False
+    sets = "ssl-transfer"
 
     def check_card(self, card: ProtocolCard, need: Need) -> None:
         pre, probe = card.params.pretrain, card.params.probe

@@ -21,6 +21,7 @@ from ddbench.core.errors import DDBenchError
 from ddbench.core.paths import atomic_write
 from ddbench.kinds import load_protocol
 from ddbench.store.results import ResultStore
+from ddbench.store.rows import record_type, scores_of
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def summarize(rows: list[dict[str, Any]]) -> pd.DataFrame:
     cards; rows of different precision are never averaged together. A set evaluated from a file shows the
     method it claims, marked external."""
     keys = ["protocol", "method", "run_id", "arch", "task", "precision"]
-    rows = [r for r in rows if r.get("task") != ROBUST_TASK]  # robustness scores are columns, not accuracies
+    rows = [r for r in rows if record_type(r) == "accuracy"]  # robustness records are columns, not accuracies
     if not rows:
         return pd.DataFrame(columns=[*keys, "mean", "std", "n", "device"])
     rows = [{**r, "method": f"{r['method']} (external)"} if r.get("external") else r for r in rows]
@@ -67,12 +68,10 @@ def summarize(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return out.merge(devices.reset_index(), on=keys)
 
 
-ROBUST_TASK = "robust"  # rows of ddbench.sweep.robustness: LRS / ARS per seed
-
-
 def robustness_columns(rows: list[dict[str, Any]]) -> dict[tuple, list[str]]:
     """(protocol, method (as shown), run, arch) -> ["LRS mean ± std", "ARS mean ± std"] from the score rows."""
-    robust = [{**r, "method": f"{r['method']} (external)"} if r.get("external") else r for r in rows if r.get("task") == ROBUST_TASK]
+    robust = [{**r, **scores_of(r), "method": f"{r['method']} (external)" if r.get("external") else r["method"]}
+              for r in rows if record_type(r) == "robustness"]
     if not robust:
         return {}
     df = pd.DataFrame(robust)

@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ddbench.core.errors import DDBenchError
-from ddbench.store.rows import KEY_FIELDS, OPTIONAL_KEY_FIELDS, REQUIRED_FIELDS, ROW_SCHEMA, Row, json_safe, row_key  # noqa: F401
+from ddbench.store.rows import (  # noqa: F401  (REQUIRED_FIELDS, ROW_SCHEMA, Row: part of this module's interface)
+    KEY_FIELDS,
+    OPTIONAL_KEY_FIELDS,
+    REQUIRED_FIELDS,
+    ROW_SCHEMA,
+    Row,
+    json_safe,
+    required_fields,
+    row_key,
+)
 
 
 class ResultStore:
@@ -62,7 +71,7 @@ class ResultStore:
             present = self.keys()
             written = 0
             for row in rows:
-                missing = [k for k in REQUIRED_FIELDS if k not in row]
+                missing = [k for k in required_fields(row) if k not in row]
                 if missing:
                     raise ValueError(f"result row lacks {missing}")
                 if row_key(row) in present:

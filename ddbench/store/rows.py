@@ -75,6 +75,63 @@ class Row(TypedDict, total=False):
     timestamp: str
 
 
+ROBUST_TASK = "robust"  # the key's task of a robustness record (and, in schema 1, of robustness rows)
+SCORE_NAMES = ("ior", "hlr", "lrs", "gain_aug", "gain_plain", "ars")
+SCORE_REQUIRED = (
+    "record", "schema", "run_id", "protocol", "protocol_version", "protocol_hash", "protocol_standard", "dataset", "ipc",
+    "arch", "seed", "task", "method", "method_config", "set_id", "scores", "inputs", "ddbench_version", "git_sha",
+    "torch_version", "device", "timestamp",
+)
+
+
+class ScoreRecord(TypedDict, total=False):
+    """A score record (not an accuracy row): DD-Ranking's robustness scores of one (set, card, arch, seed),
+    keyed like the accuracy row it scores (task "robust"), with the accuracies it was computed from in `inputs`."""
+
+    record: str  # "robustness"
+    schema: int
+    run_id: str
+    protocol: str
+    protocol_version: int
+    protocol_hash: str
+    protocol_standard: bool
+    protocol_overrides: dict[str, Any]
+    precision: str
+    dataset: str
+    data_fingerprint: str
+    data_complete: bool
+    ipc: int
+    epochs: int
+    method: str
+    external: bool
+    method_config: dict[str, Any]
+    set_id: str
+    distill_seed: int | None
+    snapshot_step: int | None
+    arch: str
+    seed: int
+    task: str
+    scores: dict[str, Any]  # ior, hlr, lrs, gain_aug, gain_plain, ars
+    inputs: dict[str, Any]  # accuracy, random_set_id, random_distill_seed, full_data_accuracy, full_data_recipe, lambda
+    ddbench_version: str
+    git_sha: str
+    code_version: str
+    torch_version: str
+    device: str
+    host: str
+    timestamp: str
+
+
+def record_type(row: dict[str, Any]) -> str:
+    """"accuracy" or "robustness": a row's record type (schema 1 stored robustness scores as rows tagged task "robust")."""
+    return row.get("record") or ("robustness" if row.get("task") == ROBUST_TASK else "accuracy")
+
+
+def scores_of(row: dict[str, Any]) -> dict[str, Any]:
+    """A robustness record's scores, from either schema (2: `scores`; 1: flat fields)."""
+    return row.get("scores") or {k: row[k] for k in SCORE_NAMES if k in row}
+
+
 _CHECKABLE = {int: (int,), float: (int, float), str: (str,), bool: (bool,), dict: (dict,)}
 
 
@@ -98,10 +155,27 @@ def _allowed(hint: Any) -> tuple[type, ...] | None:
 def build_row(**fields: Any) -> Row:
     """A result row from `fields`, checked against the schema: every field named by `Row`, of its type
     (bool is not an int here), and every required field present."""
-    hints = get_type_hints(Row)
+    _check(Row, REQUIRED_FIELDS, fields)
+    return Row(**fields)  # type: ignore[typeddict-item]
+
+
+def build_score_record(**fields: Any) -> ScoreRecord:
+    """A robustness record from `fields`, checked against `ScoreRecord` as `build_row` checks rows."""
+    _check(ScoreRecord, SCORE_REQUIRED, {"record": "robustness", **fields})
+    return ScoreRecord(record="robustness", **fields)  # type: ignore[typeddict-item]
+
+
+def required_fields(row: dict[str, Any]) -> tuple[str, ...]:
+    """The fields a stored row or record must have, by its record type."""
+    return SCORE_REQUIRED if row.get("record") == "robustness" else REQUIRED_FIELDS
+
+
+def _check(schema: type, required: tuple[str, ...], fields: dict[str, Any]) -> None:
+    hints = get_type_hints(schema)
     unknown = sorted(set(fields) - set(hints))
     if unknown:
-        raise DDBenchError(f"result row has field(s) the schema does not name: {', '.join(unknown)} (ddbench.store.rows.Row)")
+        raise DDBenchError(f"result row has field(s) the schema does not name: {', '.join(unknown)} "
+                           f"(ddbench.store.rows.{schema.__name__})")
     for name, value in fields.items():
         allowed = _allowed(hints[name])
         if allowed is None:
@@ -112,10 +186,9 @@ def build_row(**fields: Any) -> Row:
             ok = isinstance(value, allowed)
         if not ok:
             raise DDBenchError(f"result row field {name} = {value!r} is not of type {hints[name]}")
-    missing = [k for k in REQUIRED_FIELDS if k not in fields]
+    missing = [k for k in required if k not in fields]
     if missing:
         raise DDBenchError(f"result row lacks {', '.join(missing)}")
-    return Row(**fields)  # type: ignore[typeddict-item]
 
 
 def json_safe(value: Any) -> Any:

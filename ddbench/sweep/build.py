@@ -100,7 +100,7 @@ class _Builder:
     def add(self, req: Request) -> None:
         card, opts = req.card, self.opts
         kind = get_kind(card.kind)
-        if req.method is not None and card.kind not in req.method.kinds:
+        if req.method is not None and kind.sets not in req.method.kinds:
             raise DDBenchError(f"method '{req.method.name}' does not support {card.kind} cards like '{card.id}'")
         run_id = req.run_id
         tasks = row_tasks(card, opts, quiet=False)

@@ -28,7 +28,7 @@ from ddbench.distill.registry import create_method
 from ddbench.engine.realtrain import RealTrainRecipe, cached_real_network
 from ddbench.engine.train import accuracy
 from ddbench.store.distilled import DistilledSet
-from ddbench.store.rows import row_key
+from ddbench.store.rows import ROBUST_TASK, ScoreRecord, build_score_record, row_key
 from ddbench.sweep.evaluate import EvalOptions, card_space, distill_cached, evaluate_method, evaluate_set
 
 LAMBDA = 0.5
@@ -77,9 +77,16 @@ def _hard(dset: DistilledSet) -> DistilledSet:
     return dataclasses.replace(dset, labels=dset.labels.argmax(1), label_mode="hard")
 
 
-def robustness_rows(subject: Method | DistilledSet, card: ProtocolCard, opts: EvalOptions) -> list[dict[str, Any]]:
-    """Score rows (task "robust") for a method's sets or one set, per arch and seed, appended to the store;
-    the accuracies they come from are evaluated (or found) as ordinary rows first."""
+# What a robustness record copies from the accuracy row it scores: its key and provenance, not its accuracy fields.
+RECORD_FROM_ROW = ("schema", "run_id", "protocol", "protocol_version", "protocol_hash", "protocol_standard", "protocol_overrides",
+                   "precision", "dataset", "data_fingerprint", "data_complete", "ipc", "epochs", "method", "external",
+                   "method_config", "set_id", "distill_seed", "snapshot_step", "arch", "seed", "ddbench_version", "git_sha",
+                   "code_version", "torch_version", "device", "host")
+
+
+def robustness_rows(subject: Method | DistilledSet, card: ProtocolCard, opts: EvalOptions) -> list[ScoreRecord]:
+    """Robustness records (ddbench.store.rows.ScoreRecord, task "robust") for a method's sets or one set, per arch
+    and seed, appended to the store; the accuracies they come from are evaluated (or found) as ordinary rows first."""
     train = load_dataset(card.dataset, opts.data_root)
     plain = card.with_overrides(augment="none")
 
@@ -107,10 +114,12 @@ def robustness_rows(subject: Method | DistilledSet, card: ProtocolCard, opts: Ev
             scores = {**label_robust_score(acc[seed], rnd[seed], full, acc_hard[seed]),
                       **aug_robust_score(acc[seed], rnd[seed], acc_plain[seed], rnd_plain[seed])}
             random_row = next(r for r in random_rows[True] if r["arch"] == arch and r["seed"] == seed)
-            out.append({**template, "task": "robust", **{k: round(v, 6) for k, v in scores.items()},
-                        "random_set_id": random_row["set_id"], "random_distill_seed": random_row["distill_seed"],
-                        "full_data_accuracy": round(full, 6), "full_data_recipe": dataclasses.asdict(FULL_DATA_RECIPE),
-                        "lambda": LAMBDA, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            inputs = {"accuracy": template["accuracy"], "random_set_id": random_row["set_id"],
+                      "random_distill_seed": random_row["distill_seed"], "full_data_accuracy": round(full, 6),
+                      "full_data_recipe": dataclasses.asdict(FULL_DATA_RECIPE), "lambda": LAMBDA}
+            shared = {k: template[k] for k in RECORD_FROM_ROW if k in template}
+            out.append(build_score_record(**shared, task=ROBUST_TASK, scores={k: round(v, 6) for k, v in scores.items()},
+                                          inputs=inputs, timestamp=time.strftime("%Y-%m-%dT%H:%M:%S%z")))
     if opts.store is not None:
         have = opts.store.keys()
         opts.store.append([r for r in out if row_key(r) not in have])
