@@ -37,7 +37,8 @@ def test_every_baseline_beats_chance(ipc1_means):
 
 def _fake_like(card, root, per_class: int):
     """An npz with the card's image shape and class count (few images per class)."""
-    shapes = {"mnist": (28, 28, 1, 10), "fashion_mnist": (28, 28, 1, 10), "cifar10": (32, 32, 3, 10), "cifar100": (32, 32, 3, 100), "tinyimagenet": (64, 64, 3, 200)}
+    shapes = {"mnist": (28, 28, 1, 10), "fashion_mnist": (28, 28, 1, 10), "cifar10": (32, 32, 3, 10), "cifar100": (32, 32, 3, 100),
+              "tinyimagenet": (64, 64, 3, 200)}
     h, w, c, k = shapes[card.dataset]
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(k), per_class)

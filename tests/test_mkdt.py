@@ -82,7 +82,8 @@ def test_a_second_run_reuses_every_cached_stage(quick_results, monkeypatch):
 
 def test_missing_downstream_is_skipped_with_one_line(quick_results, tmp_path, caplog):
     card, opts, _ = quick_results
-    wider = dataclasses.replace(card, params=dataclasses.replace(card.params, probe=dataclasses.replace(card.params.probe, downstream=("digits", "cub200"))))
+    probe = dataclasses.replace(card.params.probe, downstream=("digits", "cub200"))
+    wider = dataclasses.replace(card, params=dataclasses.replace(card.params, probe=probe))
     o = dataclasses.replace(opts, store=ResultStore(tmp_path / "lb"), data_root=tmp_path / "empty", seeds=1)
     with caplog.at_level("INFO", logger="ddbench"):
         rows = evaluate_method(create_method("no-pretrain"), wider, o)
@@ -128,7 +129,8 @@ def test_ssl_cards_refuse_sets_that_do_not_fit(quick_results):
                             dataset="digits", ipc=1, method="x", space=space)
     with pytest.raises(DDBenchError, match="target vectors or images alone"):
         check_fits(labelled, card, train)
-    big = DistilledSet(images=torch.zeros(card.params.budget + 1, 1, 8, 8), labels=torch.zeros(card.params.budget + 1, 0), label_mode="none",
+    over = card.params.budget + 1
+    big = DistilledSet(images=torch.zeros(over, 1, 8, 8), labels=torch.zeros(over, 0), label_mode="none",
                        num_classes=10, dataset="digits", ipc=0, method="x", space=space)
     with pytest.raises(DDBenchError, match=f"allows {card.params.budget}"):
         check_fits(big, card, train)

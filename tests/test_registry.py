@@ -103,3 +103,42 @@ def test_methods_import_no_other_method():
     methods = Path(__file__).resolve().parents[1] / "methods"
     offenders = [p.name for p in methods.glob("*.py") if re.search(r"^\s*(from|import) ddbench\.methods", p.read_text(), re.M)]
     assert offenders == []
+
+
+PLUGIN_OBJECT = object()
+
+
+def test_the_one_registry_pattern(monkeypatch, caplog):
+    """Names, aliases, refusal of a second entry, lazy "module:attr" entries, entry-point plug-ins (a broken one,
+    even one raising KeyboardInterrupt, skipped with a warning) and "did you mean": the same for all five registries."""
+    from ddbench.core.registry import Registry
+    from ddbench.data import DATASETS
+    from ddbench.interop.formats import FORMATS
+    from ddbench.kinds import KINDS
+    from ddbench.sweep.registry import EXECUTORS
+
+    assert all(isinstance(r, Registry) for r in (registry.METHODS, KINDS, DATASETS, FORMATS, EXECUTORS))
+    assert {"supervised", "dd-native", "ssl-transfer"} <= set(KINDS.names()) and "fashion-mnist" in DATASETS
+
+    class Plugin:
+        name = "from-plugin"
+
+        def load(self):
+            return PLUGIN_OBJECT
+
+    class Broken:
+        name = "broken"
+
+        def load(self):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(core_registry, "entry_points", lambda group: [Plugin(), Broken()] if group == "test.group" else [])
+    things = Registry("thing", entry_points="test.group")
+    things.register("alpha", "ddbench.core.errors:DDBenchError", aliases=("a",))  # lazy: imported on first get
+    assert things.names() == ["alpha", "from-plugin"] and "broken" not in things
+    assert "could not load thing entry point 'broken' (KeyboardInterrupt" in caplog.text
+    assert things.get("A") is DDBenchError and things.get("from-plugin") is PLUGIN_OBJECT
+    with pytest.raises(DDBenchError, match="already registered"):
+        things.register("alpha", object())
+    with pytest.raises(DDBenchError, match="unknown thing 'alpah'; did you mean 'alpha'"):
+        things.get("alpah")

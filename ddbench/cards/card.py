@@ -45,7 +45,7 @@ class ProtocolCard:
     quick: bool = False  # a smoke-test card: never published on the leaderboard
     mean: tuple[float, ...] = ()  # normalisation constants of the card's reference code; () = the dataset's
     std: tuple[float, ...] = ()
-    precision: Precision = "fp32"  # fp32 (the field's tables) or tf32: part of the protocol
+    precision: Precision = "fp32"  # fp32 (the field's tables), tf32 or bf16: part of the protocol
     description: str = ""
     params: Any = None  # the kind's own section: a dataclass its kind declares (ddbench.kinds), None if it has none
     overrides: dict[str, Any] = field(default_factory=dict)

@@ -13,6 +13,7 @@ from typing import Sequence
 
 from ddbench.cli import (
     common,
+    compare,
     data,
     distill,
     evaluate,
@@ -26,7 +27,7 @@ from ddbench.cli import (
 )
 from ddbench.core.errors import DDBenchError
 
-COMMANDS = (evaluate, distill, robustness, import_, export, list_, leaderboard, results, verify, data)
+COMMANDS = (evaluate, distill, robustness, import_, export, list_, leaderboard, compare, results, verify, data)
 
 
 def __getattr__(name: str):

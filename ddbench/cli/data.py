@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ddbench.cli import list_
-from ddbench.core.errors import DDBenchError  # noqa: F401
+from ddbench.core.errors import DDBenchError
 
 NAME = "data"
 HELP = "list datasets or prepare (download + convert) one"

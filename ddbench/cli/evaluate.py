@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ddbench.cli import common
-from ddbench.core.errors import DDBenchError  # noqa: F401
+from ddbench.core.errors import DDBenchError
 
 NAME = "evaluate"
 HELP = "evaluate a method or a distilled set under protocol cards"
@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
             requests.append(Request(card, dset=dset, external=True))
         requests += [Request(card, method=m) for m in methods]
         names = {m.name for m in methods}
-        extra = list(card.param("baselines", ())) if methods and not args.no_baselines and not names & set(card.param("baselines", ())) else []
+        baselines = list(card.param("baselines", ()))
+        extra = baselines if methods and not args.no_baselines and not names & set(baselines) else []
         if extra:
             common.log(f"{card.id}: evaluating the card's baselines ({', '.join(extra)}) beside {', '.join(sorted(names))}")
             requests += [Request(card, method=create_method(n)) for n in extra]  # --cfg applies to the methods only

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ddbench.core.errors import DDBenchError  # noqa: F401
+from ddbench.interop.formats import EXPORT_FORMATS
 
 NAME = "export"
 HELP = "write a ddbench set in another layout (mtt, tensors, folder)"
@@ -12,7 +12,7 @@ DESCRIPTION = "write a ddbench set in another codebase's layout (mtt, tensors, f
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("set", help="a ddbench set (.safetensors)")
-    p.add_argument("--format", required=True, choices=("mtt", "tensors", "folder"))
+    p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
     p.add_argument("--out", required=True, help="output folder (tensors: a .pt file or a folder)")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 
 from ddbench.cli import common
-from ddbench.core.errors import DDBenchError  # noqa: F401
 
 NAME = "import"
 HELP = "convert a set saved by another codebase (MTT, DATM, DC, MKDT, tensors, folder)"

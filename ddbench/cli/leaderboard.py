@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ddbench.core.errors import DDBenchError  # noqa: F401
+from ddbench.core.errors import DDBenchError
 
 NAME = "leaderboard"
 HELP = "publish the result store as markdown tables"

@@ -4,8 +4,6 @@ from __future__ import annotations
 import argparse
 import fnmatch
 
-from ddbench.core.errors import DDBenchError  # noqa: F401
-
 NAME = "list"
 HELP = "list methods, protocols, archs or datasets"
 DESCRIPTION = 'list the registered methods (with their options), protocol cards, tested architectures or datasets.'

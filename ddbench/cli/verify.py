@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ddbench.cli import common
-from ddbench.core.errors import DDBenchError  # noqa: F401
+from ddbench.core.errors import DDBenchError
 
 NAME = "verify"
 HELP = "re-run one seed of a stored row and report whether it reproduces"

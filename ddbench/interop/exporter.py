@@ -9,9 +9,8 @@ import torch
 
 from ddbench.core.errors import DDBenchError
 from ddbench.core.paths import atomic_write
+from ddbench.interop.formats import EXPORT_FORMATS
 from ddbench.store.distilled import DistilledSet
-
-EXPORT_FORMATS = ("mtt", "tensors", "folder")
 
 
 def _save(obj: object, path: Path) -> None:

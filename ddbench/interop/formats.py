@@ -26,6 +26,7 @@ class ImportFormat:
         return import_object(self.reader)(src, opts, class_names)
 
 
+EXPORT_FORMATS = ("mtt", "tensors", "folder")  # the layouts `ddbench export` writes (ddbench.interop.exporter)
 FORMATS: Registry[ImportFormat] = Registry("import format", entry_points="ddbench.formats")
 for _fmt in (
     ImportFormat("mtt", "ddbench.interop.sources:mtt_reader", "mtt", "MTT's images_best.pt / labels_best.pt",

@@ -20,6 +20,7 @@ from ddbench.cards.card import ProtocolCard, list_protocols
 from ddbench.core.errors import DDBenchError
 from ddbench.core.paths import atomic_write
 from ddbench.kinds import load_protocol
+from ddbench.publish import stats
 from ddbench.store.results import ResultStore
 from ddbench.store.rows import record_type, scores_of
 
@@ -124,28 +125,69 @@ class Citations:
         return [f"{i}. {text}" for i, text in enumerate(self.texts(), start=1)]
 
 
+def card_recipes() -> set[str]:
+    """The published recipes that are the cards' own evaluation (their numbers get a reproduced / not verdict)."""
+    data = tomllib.loads((resources.files("ddbench.protocols") / "published.toml").read_text())
+    return set(data.get("card_recipes", []))
+
+
 def published_lookup() -> tuple[dict[tuple[str, str, str, str], Published], dict[str, str]]:
     """(protocol, method, task, arch) -> published number; arch "" stands for the card's first arch."""
     published, recipes = load_published()
     return {(p.protocol, p.method, p.task, p.arch): p for p in published}, recipes
 
 
+SeedKey = tuple  # (protocol, method as shown, run_id, arch, task, precision)
+
+
+def per_seed(rows: list[dict[str, Any]]) -> dict[SeedKey, dict[int, float]]:
+    """Accuracy by evaluation seed for each (protocol, method as shown, run, arch, task, precision)."""
+    out: dict[SeedKey, dict[int, float]] = {}
+    for r in rows:
+        if record_type(r) != "accuracy":
+            continue
+        method = f"{r['method']} (external)" if r.get("external") else r["method"]
+        key = (r["protocol"], method, r["run_id"], r["arch"], r.get("task") or "", r.get("precision") or "fp32")
+        out.setdefault(key, {})[int(r["seed"])] = float(r["accuracy"])
+    return out
+
+
+def _fmt_ci(e: stats.Estimate) -> str:
+    return "—" if e.n < 2 else f"[{e.low:.2f}, {e.high:.2f}]"
+
+
 def ranked_table(card: ProtocolCard, part: pd.DataFrame, pub: dict, cites: Citations,
-                 esc: Callable[[Any], str] = cell, scores: dict[tuple, list[str]] | None = None) -> tuple[list[str], list[list[Any]]]:
-    """One row per (method, run, arch, task), ranked by mean within each task; published number and Δ beside.
+                 esc: Callable[[Any], str] = cell, scores: dict[tuple, list[str]] | None = None,
+                 seeds: dict[SeedKey, dict[int, float]] | None = None, same_recipe: set[str] | None = None,
+                 ) -> tuple[list[str], list[list[Any]]]:
+    """One row per (method, run, arch, task), ranked by mean within each task: mean ± std, the 95 % CI, the rank
+    group (methods tied within noise share it), P(best), and the published number with its verdict and gap.
     Text cells pass through `esc` (markdown escaping by default; the HTML site escapes its own way)."""
     part = part.sort_values(["task", "mean"], ascending=[True, False])
     with_tasks = bool((part["task"] != "").any())
+    seeds = seeds if seeds is not None else {}
+    rankings = {}
+    for task, group in part.groupby("task", sort=False):
+        by_seed = {(r.method, r.run_id, r.arch): seeds.get((r.protocol, r.method, r.run_id, r.arch, r.task, r.precision), {})
+                   for r in group.itertuples()}
+        rankings[task] = stats.rank({k: v for k, v in by_seed.items() if v}) if any(by_seed.values()) else None
     table, ranks = [], {}
     for r in part.itertuples():
         rank = ranks[r.task] = ranks.get(r.task, 0) + 1
+        values = list(seeds.get((r.protocol, r.method, r.run_id, r.arch, r.task, r.precision), {}).values())
+        est = stats.estimate(values) if values else stats.Estimate(r.mean, r.std, int(r.n), float("nan"), float("nan"))
+        ranking, key = rankings.get(r.task), (r.method, r.run_id, r.arch)
+        group = ranking.group.get(key) if ranking else None
+        best = ranking.p_best.get(key) if ranking else None
         p = _published_for(pub, card, r.method, r.task, r.arch)
-        table.append([*([esc(r.task)] if with_tasks else []), rank, esc(r.method), esc(r.arch), f"{r.mean:.2f} ± {r.std:.2f}", r.n,
-                      f"{p.accuracy:.1f} [{cites.mark(p)}]" if p else "—", f"{r.mean - p.accuracy:+.1f}" if p else "—",
-                      esc(r.run_id), esc(r.device),
+        verdict = stats.verdict(est, p.accuracy, p.recipe in (same_recipe or set())) if p else ""
+        table.append([*([esc(r.task)] if with_tasks else []), rank, esc(r.method), esc(r.arch), f"{r.mean:.2f} ± {r.std:.2f}",
+                      _fmt_ci(est), group if group is not None else "—", f"{best:.2f}" if best == best and best is not None else "—",
+                      r.n, f"{p.accuracy:.1f} [{cites.mark(p)}] {verdict}" if p else "—",
+                      f"{r.mean - p.accuracy:+.1f}" if p else "—", esc(r.run_id), esc(r.device),
                       *((scores or {}).get((card.id, r.method, r.run_id, r.arch), ["—", "—"]) if scores else [])])
-    headers = [*(["task"] if with_tasks else []), "#", "method", "arch", "accuracy", "n", "published", "Δ", "run", "device",
-               *(["LRS", "ARS"] if scores else [])]
+    headers = [*(["task"] if with_tasks else []), "#", "method", "arch", "accuracy", "95% CI", "group", "P(best)", "n",
+               "published", "Δ", "run", "device", *(["LRS", "ARS"] if scores else [])]
     return headers, table
 
 
@@ -191,12 +233,18 @@ def render(store: ResultStore) -> str:
     cites = Citations(recipes)
     summary = summarize(rows)
     robust = robustness_columns(rows)
+    seeds, same = per_seed(rows), card_recipes()
     lines = ["# ddbench leaderboard", "",
              "Final-epoch test accuracy (%), mean ± std (population) over evaluation seeds; "
              f"every number comes from `{_store_name(store)}`. Published numbers are quoted with their source; "
              "the recipe behind each is in the notes below — a different recipe is a yardstick, not a tie. "
              "Cross-architecture cards show a method × arch matrix: each cell's bracket is its drop from the card's first arch. "
-             "LRS / ARS: DD-Ranking's label- and augmentation-robust scores in [0, 1] (`ddbench robustness`), where computed.", ""]
+             "LRS / ARS: DD-Ranking's label- and augmentation-robust scores in [0, 1] (`ddbench robustness`), where computed. "
+             "95% CI: of the mean over seeds (t). Group: methods whose paired difference from the group's first method is not "
+             "significant (paired t over shared seeds, Holm-corrected, 5%) share its number. P(best): share of 2,000 paired "
+             "bootstrap resamples of the seeds in which the method has the highest mean. Verdict beside a published number "
+             "made with the card's recipe: reproduced when it lies inside our 95% CI or within max(1 std, 1 point) of our "
+             "mean; other recipes are marked as such. `ddbench compare A B --protocol P` prints the paired test.", ""]
     if summary.empty:
         lines.append("_No results yet. Run `ddbench evaluate --method random --protocol mnist-ipc10`._")
     for protocol in sorted(summary["protocol"].unique()) if not summary.empty else []:
@@ -207,7 +255,7 @@ def render(store: ResultStore) -> str:
             title = protocol if precision == card.precision else f"{protocol} ({precision})"
             scores = {k: v for k, v in robust.items() if k[0] == protocol}
             headers, table = (arch_matrix(card, sub, pub, cites) if len(card.archs) > 1
-                              else ranked_table(card, sub, pub, cites, scores=scores))
+                              else ranked_table(card, sub, pub, cites, scores=scores, seeds=seeds, same_recipe=same))
             lines += [f"## {cell(title)}", "", f"{cell(card.description)} · card v{card.version} `{card.hash}`", "",
                       tabulate(table, headers=headers, tablefmt="github", disable_numparse=True), ""]
     if cites.numbers:

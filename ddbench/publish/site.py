@@ -21,7 +21,17 @@ from ddbench.cards.card import ProtocolCard
 from ddbench.core.errors import DDBenchError
 from ddbench.core.paths import atomic_write
 from ddbench.kinds import load_protocol
-from ddbench.publish.leaderboard import Citations, arch_matrix, current_rows, published_lookup, ranked_table, robustness_columns, summarize
+from ddbench.publish.leaderboard import (
+    Citations,
+    arch_matrix,
+    card_recipes,
+    current_rows,
+    per_seed,
+    published_lookup,
+    ranked_table,
+    robustness_columns,
+    summarize,
+)
 from ddbench.store.distilled import DistilledSet
 from ddbench.store.results import ResultStore
 
@@ -171,6 +181,7 @@ def build_site(store: ResultStore, out: str | Path, set_dirs: Iterable[str | Pat
     summary = summarize(rows)
     robust = robustness_columns(rows)
     pub, recipes = published_lookup()
+    seeds, same = per_seed(rows), card_recipes()
     costs = _costs(rows) if rows else pd.DataFrame(columns=["protocol", "method", "run_id", "distill_s", "peak_mb", "device"])
     set_ids = {r["set_id"] for r in rows if r.get("set_id")}
     sets = find_sets([Path(d) for d in set_dirs], set_ids) if set_ids else {}
@@ -187,7 +198,8 @@ def build_site(store: ResultStore, out: str | Path, set_dirs: Iterable[str | Pat
             part = summary[summary["protocol"] == protocol]
             matrix = len(card.archs) > 1
             headers, table = (arch_matrix(card, part, pub, cites, esc=str) if matrix else
-                              ranked_table(card, part, pub, cites, esc=str, scores={k: v for k, v in robust.items() if k[0] == protocol}))
+                              ranked_table(card, part, pub, cites, esc=str, scores={k: v for k, v in robust.items() if k[0] == protocol},
+                                           seeds=seeds, same_recipe=same))
             if not matrix:
                 cost = costs[costs["protocol"] == protocol].set_index(["method", "run_id"])
                 headers = [*headers, "distill time (s)", "peak memory (MB)"]

@@ -27,8 +27,8 @@ REQUIRED_FIELDS = (
 )
 
 
-class Row(TypedDict, total=False):
-    """One result row: a network trained under one card on one set with one seed, and its provenance."""
+class Record(TypedDict, total=False):
+    """What every stored record carries: its key (run, card, arch, seed, task), the set it is about, and provenance."""
 
     schema: int
     run_id: str
@@ -37,8 +37,7 @@ class Row(TypedDict, total=False):
     protocol_hash: str
     protocol_standard: bool
     protocol_overrides: dict[str, Any]
-    precision: str  # the card's precision policy the network ran under: fp32 or tf32
-    precision_detail: str  # what was in effect on the device (e.g. "cuda: matmul fp32, conv tf32")
+    precision: str  # the card's precision policy the network ran under: fp32, tf32 or bf16
     dataset: str
     data_fingerprint: str  # sha256 of the dataset arrays the row was made on
     data_complete: bool  # False: a partial copy of the dataset (rows then never published)
@@ -49,11 +48,24 @@ class Row(TypedDict, total=False):
     method_config: dict[str, Any]
     set_id: str
     distill_seed: int | None
-    distill_time_s: float | None
     snapshot_step: int | None
     arch: str
     seed: int
     task: str
+    ddbench_version: str
+    git_sha: str
+    code_version: str
+    torch_version: str
+    device: str
+    host: str
+    timestamp: str
+
+
+class Row(Record, total=False):
+    """One result row: a network trained under one card on one set with one seed, its accuracy and its cost."""
+
+    precision_detail: str  # what was in effect on the device (e.g. "cuda: matmul fp32, conv tf32")
+    distill_time_s: float | None
     downstream: str
     label_fraction: float
     accuracy: float
@@ -66,13 +78,6 @@ class Row(TypedDict, total=False):
     wall_time_s: float
     peak_mem_mb: float
     peak_mem_kind: str
-    ddbench_version: str
-    git_sha: str
-    code_version: str
-    torch_version: str
-    device: str
-    host: str
-    timestamp: str
 
 
 ROBUST_TASK = "robust"  # the key's task of a robustness record (and, in schema 1, of robustness rows)
@@ -84,42 +89,13 @@ SCORE_REQUIRED = (
 )
 
 
-class ScoreRecord(TypedDict, total=False):
+class ScoreRecord(Record, total=False):
     """A score record (not an accuracy row): DD-Ranking's robustness scores of one (set, card, arch, seed),
     keyed like the accuracy row it scores (task "robust"), with the accuracies it was computed from in `inputs`."""
 
     record: str  # "robustness"
-    schema: int
-    run_id: str
-    protocol: str
-    protocol_version: int
-    protocol_hash: str
-    protocol_standard: bool
-    protocol_overrides: dict[str, Any]
-    precision: str
-    dataset: str
-    data_fingerprint: str
-    data_complete: bool
-    ipc: int
-    epochs: int
-    method: str
-    external: bool
-    method_config: dict[str, Any]
-    set_id: str
-    distill_seed: int | None
-    snapshot_step: int | None
-    arch: str
-    seed: int
-    task: str
     scores: dict[str, Any]  # ior, hlr, lrs, gain_aug, gain_plain, ars
     inputs: dict[str, Any]  # accuracy, random_set_id, random_distill_seed, full_data_accuracy, full_data_recipe, lambda
-    ddbench_version: str
-    git_sha: str
-    code_version: str
-    torch_version: str
-    device: str
-    host: str
-    timestamp: str
 
 
 def record_type(row: dict[str, Any]) -> str:

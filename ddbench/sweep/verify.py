@@ -45,7 +45,8 @@ class Verdict:
 def pick_row(store: ResultStore, protocol: str | None, method: str | None, seed: int | None) -> dict[str, Any]:
     """The first standard row matching the filters (of a registered method, or of a set file)."""
     for row in store.rows():
-        if (record_type(row) == "accuracy" and row.get("protocol_standard") and not row.get("snapshot_step") and (protocol is None or row["protocol"] == protocol)
+        if (record_type(row) == "accuracy" and row.get("protocol_standard") and not row.get("snapshot_step")
+                and (protocol is None or row["protocol"] == protocol)
                 and (method is None or row["method"] == method) and (seed is None or row["seed"] == seed)):
             return row
     raise DDBenchError(f"no standard row in {store.path} matches protocol={protocol} method={method} seed={seed}")
