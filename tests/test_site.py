@@ -83,7 +83,9 @@ def test_every_page_renders_its_tables_plots_and_images_without_console_errors(b
         assert all(seen[page.stem]["images"]), page.name  # every plot and image grid decoded
         assert all(n > 0 for n in seen[page.stem]["tables"]), page.name
     mnist, cifar = seen["mnist"], seen["cifar10"]
-    assert len(mnist["tables"]) == 3 and len(mnist["images"]) == 1 + 3  # IPC plot + the set found on disk, on each card
+    assert len(mnist["tables"]) == 1 + 3 and len(mnist["images"]) == 1 + 3 + 3  # method × IPC + a table per card; plots
+    assert "method × images per class" in mnist["text"] and "partial, n=2" in mnist["text"]  # 2 of the card's 5 seeds
+    assert "make cost (device-s)" in mnist["text"] and "storage" in mnist["text"]
     assert "accuracy against IPC" not in mnist["text"]  # plots are images, not text
     assert len(cifar["images"]) == 1 and "mean over archs" in cifar["text"]  # the heat-map; the matrix
     assert "64.3" in cifar["text"] and "Table 3" in cifar["text"]  # MTT's published cross-arch row and its source

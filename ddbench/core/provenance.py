@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import resource
 import subprocess
 from pathlib import Path
 
@@ -28,6 +29,19 @@ def git_sha() -> str:
 
 def code_version() -> str:
     return f"{__version__}+{git_sha()}"
+
+
+def peak_memory_mb(device: torch.device) -> tuple[float, str]:
+    """The device's peak memory so far in MB and what it measures: the CUDA allocator's peak (reset per stage), or on
+    a CPU the process's peak resident set size (never reset: a lifetime maximum)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_max_rss"
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
 
 
 def device_name(device: torch.device) -> str:

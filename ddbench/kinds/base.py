@@ -7,7 +7,6 @@ group `ddbench.kinds`.
 """
 from __future__ import annotations
 
-import resource
 import socket
 import time
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import torch
 from ddbench import __version__
 from ddbench.cards.card import ProtocolCard, read_card
 from ddbench.core.errors import DDBenchError
-from ddbench.core.provenance import code_version, device_name, git_sha
+from ddbench.core.provenance import code_version, device_name, git_sha, peak_memory_mb, reset_peak_memory  # noqa: F401
 from ddbench.core.registry import Registry
 from ddbench.data import ImageDataset
 from ddbench.engine.precision import describe as describe_precision
@@ -163,19 +162,14 @@ def _check_per_class(dset: DistilledSet, card: ProtocolCard) -> None:
 # ---------------------------------------------------------------------------------------------- rows
 
 
-def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_max_rss"
-
-
 def make_row(base_row: Row, dset: DistilledSet, device: torch.device, **fields: Any) -> Row:
     """A result row: the run's provenance, the set's, the device's peak memory so far, and `fields` (checked by build_row)."""
-    peak, peak_kind = _peak_memory_mb(device)
+    peak, peak_kind = peak_memory_mb(device)
     return build_row(**{**base_row, "method": dset.method, "method_config": dset.method_config, "set_id": dset.set_id,
                         "distill_seed": dset.distill_seed, "distill_time_s": dset.extra.get("distill_time_s"),
                         "snapshot_step": dset.extra.get("snapshot_step"), "peak_mem_mb": round(peak, 1),
-                        "peak_mem_kind": peak_kind, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **fields})
+                        "peak_mem_kind": peak_kind, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                        "set_storage": dset.storage(), "distill_cost": dset.extra.get("cost"), **fields})
 
 
 def base_row(card: ProtocolCard, run_id: str, device: torch.device, train: ImageDataset) -> Row:
@@ -189,8 +183,3 @@ def base_row(card: ProtocolCard, run_id: str, device: torch.device, train: Image
         "ddbench_version": __version__, "git_sha": git_sha(), "code_version": code_version(),
         "torch_version": torch.__version__, "device": device_name(device), "host": socket.gethostname(),
     }
-
-
-def _reset_peak(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)

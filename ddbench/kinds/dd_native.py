@@ -7,9 +7,10 @@ from typing import Literal
 
 from ddbench.cards.card import ProtocolCard
 from ddbench.core.errors import DDBenchError
+from ddbench.core.provenance import reset_peak_memory
 from ddbench.data import ImageDataset
 from ddbench.engine.native import evaluate_native
-from ddbench.kinds.base import Emit, EvalJob, Runtime, _check_class_budget, _reset_peak, check_fits, make_row, register_kind
+from ddbench.kinds.base import Emit, EvalJob, Runtime, _check_class_budget, check_fits, make_row, register_kind
 from ddbench.kinds.supervised import Supervised
 from ddbench.store.distilled import DistilledSet
 from ddbench.store.rows import Row
@@ -50,7 +51,7 @@ class DDNative(Supervised):
             check_fits(dset, card, train)
             if job.arch != dset.extra["dd"]["arch"]:
                 raise DDBenchError(f"a DD set trains the arch it was distilled for ({dset.extra['dd']['arch']}), not {job.arch}")
-            _reset_peak(rt.device)
+            reset_peak_memory(rt.device)
             x_test = dset.space.from_uint8(train.x_test, rt.device)
             result = evaluate_native(dset, job.arch, seeds, x_test, y_test, rt.device, rt.progress)
             accs = result.accuracies

@@ -8,10 +8,11 @@ from typing import Callable, ClassVar
 
 from ddbench.cards.card import MAX_EPOCHS, ProtocolCard
 from ddbench.core.errors import DDBenchError
+from ddbench.core.provenance import reset_peak_memory
 from ddbench.data import ImageDataset, list_datasets
 from ddbench.engine.recipes import PretrainRecipe, ProbeRecipe
 from ddbench.engine.transfer import pretrain_encoder, probe_accuracies, task_name
-from ddbench.kinds.base import Emit, EvalJob, Need, ProtocolKind, Runtime, _reset_peak, check_fits, make_row, register_kind
+from ddbench.kinds.base import Emit, EvalJob, Need, ProtocolKind, Runtime, check_fits, make_row, register_kind
 from ddbench.store.distilled import DistilledSet
 from ddbench.store.rows import Row
 
@@ -76,7 +77,7 @@ class SSLTransfer(ProtocolKind):
         dset = job.sets[0]
         check_fits(dset, card, train)
         for seed in job.seeds:
-            _reset_peak(rt.device)
+            reset_peak_memory(rt.device)
             start = time.perf_counter()
             encoder = pretrain_encoder(job.arch, dset, card.params.pretrain, seed, rt.device, progress=rt.progress)
             rows = []

@@ -9,6 +9,7 @@ import torch
 
 from ddbench.cards.card import ProtocolCard
 from ddbench.core.errors import DDBenchError
+from ddbench.core.provenance import reset_peak_memory
 from ddbench.data import ImageDataset
 from ddbench.data.space import ZCA, ImageSpace
 from ddbench.engine.augment import DSA
@@ -20,7 +21,6 @@ from ddbench.kinds.base import (
     Runtime,
     _check_class_budget,
     _check_per_class,
-    _reset_peak,
     check_fits,
     make_row,
     register_kind,
@@ -132,7 +132,7 @@ class Supervised(ProtocolKind):
             per_seed = len(sets) > 1
             x = torch.stack([p.images for p in sets]) if per_seed else first.images
             y = torch.stack([p.targets for p in sets]) if per_seed else first.targets
-            _reset_peak(device)
+            reset_peak_memory(device)
             mode = choose_mode(rt.mode, job.arch, seeds, x, y, first.label_mode, card.train, first.lr,
                                train.num_classes, augment, per_seed_data=per_seed)
             clock = _Clock(mode, len(seeds))

@@ -156,6 +156,18 @@ def _fmt_ci(e: stats.Estimate) -> str:
     return "—" if e.n < 2 else f"[{e.low:.2f}, {e.high:.2f}]"
 
 
+def rank_card(card: ProtocolCard, part: pd.DataFrame, seeds: dict[SeedKey, dict[int, float]]) -> dict[str, stats.Ranking | None]:
+    """Per task, the ranking of the (method, run, arch) entries that have the card's full seed count (partial runs
+    are never ranked)."""
+    rankings: dict[str, stats.Ranking | None] = {}
+    for task, group in part.groupby("task", sort=False):
+        by_seed = {(r.method, r.run_id, r.arch): seeds.get((r.protocol, r.method, r.run_id, r.arch, r.task, r.precision), {})
+                   for r in group.itertuples()}
+        full = {k: v for k, v in by_seed.items() if len(v) >= card.seeds}
+        rankings[task] = stats.rank(full) if full else None
+    return rankings
+
+
 def ranked_table(card: ProtocolCard, part: pd.DataFrame, pub: dict, cites: Citations,
                  esc: Callable[[Any], str] = cell, scores: dict[tuple, list[str]] | None = None,
                  seeds: dict[SeedKey, dict[int, float]] | None = None, same_recipe: set[str] | None = None,
@@ -166,11 +178,7 @@ def ranked_table(card: ProtocolCard, part: pd.DataFrame, pub: dict, cites: Citat
     part = part.sort_values(["task", "mean"], ascending=[True, False])
     with_tasks = bool((part["task"] != "").any())
     seeds = seeds if seeds is not None else {}
-    rankings = {}
-    for task, group in part.groupby("task", sort=False):
-        by_seed = {(r.method, r.run_id, r.arch): seeds.get((r.protocol, r.method, r.run_id, r.arch, r.task, r.precision), {})
-                   for r in group.itertuples()}
-        rankings[task] = stats.rank({k: v for k, v in by_seed.items() if v}) if any(by_seed.values()) else None
+    rankings = rank_card(card, part, seeds)
     table, ranks = [], {}
     for r in part.itertuples():
         rank = ranks[r.task] = ranks.get(r.task, 0) + 1
@@ -181,8 +189,11 @@ def ranked_table(card: ProtocolCard, part: pd.DataFrame, pub: dict, cites: Citat
         best = ranking.p_best.get(key) if ranking else None
         p = _published_for(pub, card, r.method, r.task, r.arch)
         verdict = stats.verdict(est, p.accuracy, p.recipe in (same_recipe or set())) if p else ""
+        partial = len(values) < card.seeds
+        group_cell = f"partial, n={len(values)}" if partial and values else group if group is not None else "—"
+        best_cell = f"{best:.2f}" if best is not None and best == best else "—"
         table.append([*([esc(r.task)] if with_tasks else []), rank, esc(r.method), esc(r.arch), f"{r.mean:.2f} ± {r.std:.2f}",
-                      _fmt_ci(est), group if group is not None else "—", f"{best:.2f}" if best == best and best is not None else "—",
+                      _fmt_ci(est), group_cell, best_cell,
                       r.n, f"{p.accuracy:.1f} [{cites.mark(p)}] {verdict}" if p else "—",
                       f"{r.mean - p.accuracy:+.1f}" if p else "—", esc(r.run_id), esc(r.device),
                       *((scores or {}).get((card.id, r.method, r.run_id, r.arch), ["—", "—"]) if scores else [])])

@@ -21,6 +21,8 @@ from ddbench.cards.card import ProtocolCard
 from ddbench.core.errors import DDBenchError
 from ddbench.core.paths import atomic_write
 from ddbench.kinds import load_protocol
+from ddbench.publish import stats
+from ddbench.publish.costs import pareto_front, set_costs, storage_cell
 from ddbench.publish.leaderboard import (
     Citations,
     arch_matrix,
@@ -28,6 +30,7 @@ from ddbench.publish.leaderboard import (
     current_rows,
     per_seed,
     published_lookup,
+    rank_card,
     ranked_table,
     robustness_columns,
     summarize,
@@ -52,7 +55,7 @@ document.querySelectorAll('table.sortable').forEach(table => table.querySelector
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}
 th{background:#f0f0f0;cursor:pointer}img{max-width:100%}figure{display:inline-block;margin:0 1em 1em 0}
-.note{color:#555;font-size:13px}"""
+.note{color:#555;font-size:13px}.scroll{overflow-x:auto}table.paper td{vertical-align:top}"""
 
 
 def _png(fig: Any) -> str:
@@ -156,16 +159,75 @@ def _table_html(headers: list[str], rows: list[list[Any]]) -> str:
     return pd.DataFrame(rows, columns=headers).to_html(index=False, escape=True, classes="sortable", border=0)
 
 
-def _costs(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Distillation wall time, peak memory and device per (protocol, method, run)."""
-    df = pd.DataFrame(rows)
-    for column in ("distill_time_s", "peak_mem_mb", "device"):
-        if column not in df:
-            df[column] = None
-    for column in ("distill_time_s", "peak_mem_mb"):
-        df[column] = pd.to_numeric(df[column], errors="coerce")
-    return df.groupby(["protocol", "method", "run_id"], sort=False).agg(
-        distill_s=("distill_time_s", "max"), peak_mb=("peak_mem_mb", "max"), device=("device", "first")).reset_index()
+PAPER_IPCS = (1, 10, 50)
+
+
+def paper_table(dataset: str, summary: pd.DataFrame, seeds: dict, pub: dict, cites: Citations, same_recipe: set[str]) -> str:
+    """Method × IPC on the dataset's standard cards (`<dataset>-ipc1|10|50`), as papers print it: each cell the mean ±
+    std with its rank group, the published value and its verdict under it."""
+    cards = {ipc: f"{dataset}-ipc{ipc}" for ipc in PAPER_IPCS}
+    cells: dict[str, dict[int, str]] = {}
+    best: dict[str, float] = {}
+    for ipc, protocol in cards.items():
+        part = summary[(summary["protocol"] == protocol) & (summary["task"] == "")]
+        if part.empty:
+            continue
+        card = load_protocol(protocol)
+        part = part[(part["arch"] == card.archs[0]) & (part["precision"] == card.precision)]
+        ranking = rank_card(card, part, seeds).get("")
+        for r in part.itertuples():
+            group = ranking.group.get((r.method, r.run_id, r.arch)) if ranking else None
+            n = len(seeds.get((r.protocol, r.method, r.run_id, r.arch, r.task, r.precision), {}))
+            tag = f"group {group}" if group is not None else f"partial, n={n}"
+            text = f"{html.escape(f'{r.mean:.2f} ± {r.std:.2f}')} <small>({tag})</small>"
+            p = pub.get((protocol, r.method, "", "")) if not r.method.endswith(" (external)") else None
+            if p is not None:
+                est = stats.estimate(list(seeds.get((r.protocol, r.method, r.run_id, r.arch, r.task, r.precision), {}).values())
+                                     or [r.mean])
+                text += (f"<br><small>published {p.accuracy:.1f} [{cites.mark(p)}]: "
+                         f"{html.escape(stats.verdict(est, p.accuracy, p.recipe in same_recipe))}</small>")
+            cells.setdefault(r.method, {})[ipc] = text
+            best[r.method] = max(best.get(r.method, -1.0), r.mean)
+    if not cells:
+        return ""
+    head = "".join(f"<th>IPC {ipc}</th>" for ipc in PAPER_IPCS)
+    body = "".join(f"<tr><td>{html.escape(m)}</td>" + "".join(f"<td>{cells[m].get(ipc, '—')}</td>" for ipc in PAPER_IPCS) + "</tr>"
+                   for m in sorted(cells, key=lambda m: -best[m]))
+    return (f"<h2 id=\"{html.escape(dataset)}-summary\">{html.escape(dataset)}: method × images per class</h2>"
+            "<p class=\"note\">Each cell: mean ± std over the card's seeds and the method's rank group on that card (methods "
+            "in one group are tied within noise); under it, the published number and whether we reproduced it.</p>"
+            f"<div class=\"scroll\"><table class=\"paper\"><thead><tr><th>method</th>{head}</tr></thead><tbody>{body}"
+            "</tbody></table></div>")
+
+
+def cost_plots(card: ProtocolCard, part: pd.DataFrame, costs: pd.DataFrame) -> str:
+    """Accuracy against what a set costs to make (device-seconds) and to store (bytes), per method of one card, with
+    each Pareto front drawn (filled markers: on the front)."""
+    merged = part.merge(costs, on=["protocol", "method", "run_id"], how="inner")
+    panels = [("cost_s", "device-seconds to make the set (log)"), ("total_bytes", "bytes stored (log)")]
+    usable = [(col, label) for col, label in panels if merged[col].notna().any() and (merged[col] > 0).any()]
+    if merged.empty or not usable:
+        return ""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(usable), figsize=(5.5 * len(usable), 3.8), squeeze=False)
+    for ax, (col, label) in zip(axes[0], usable):
+        pts = [(f"{r.method} {r.run_id}", float(getattr(r, col)), float(r.mean), r.method)
+               for r in merged.itertuples() if getattr(r, col) == getattr(r, col) and getattr(r, col) > 0]
+        front = pareto_front([(n, c, a) for n, c, a, _ in pts])
+        for name, c, a, method in pts:
+            ax.scatter([c], [a], s=40, marker="o", facecolors="C0" if name in front else "none", edgecolors="C0")
+            ax.annotate(method, (c, a), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        line = sorted((c, a) for n, c, a, _ in pts if n in front)
+        if len(line) > 1:
+            ax.step([c for c, _ in line], [a for _, a in line], where="post", color="C1", lw=1, label="Pareto front")
+            ax.legend(fontsize=8)
+        if col == "total_bytes" and merged["real_bytes"].notna().any():
+            ax.axvline(float(merged["real_bytes"].dropna().iloc[0]), color="grey", ls=":", lw=1)
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("test accuracy (%)")
+    fig.suptitle(f"{card.id}: accuracy against cost and storage (dotted: the bytes of the real images at this IPC)", fontsize=9)
+    return _png(fig)
 
 
 def _page(title: str, body: str) -> str:
@@ -182,7 +244,7 @@ def build_site(store: ResultStore, out: str | Path, set_dirs: Iterable[str | Pat
     robust = robustness_columns(rows)
     pub, recipes = published_lookup()
     seeds, same = per_seed(rows), card_recipes()
-    costs = _costs(rows) if rows else pd.DataFrame(columns=["protocol", "method", "run_id", "distill_s", "peak_mb", "device"])
+    costs = set_costs(rows)
     set_ids = {r["set_id"] for r in rows if r.get("set_id")}
     sets = find_sets([Path(d) for d in set_dirs], set_ids) if set_ids else {}
     by_row: dict[tuple, list[str]] = {}  # (card, method, run) -> its set ids, lowest seed first
@@ -192,7 +254,9 @@ def build_site(store: ResultStore, out: str | Path, set_dirs: Iterable[str | Pat
     written = []
     for dataset in datasets:
         cites = Citations(recipes)
-        body = [f"<p><a href=\"index.html\">ddbench leaderboard</a></p><h1>{html.escape(dataset)}</h1>", ipc_plot(dataset, summary)]
+        body = [f"<p><a href=\"index.html\">ddbench leaderboard</a></p><h1>{html.escape(dataset)}</h1>",
+                paper_table(dataset, summary, seeds, pub, cites, same)]
+        plots = ["<h2>Plots</h2>", ipc_plot(dataset, summary)]
         for protocol in sorted(p for p in summary["protocol"].unique() if load_protocol(p).dataset == dataset):
             card = load_protocol(protocol)
             part = summary[summary["protocol"] == protocol]
@@ -202,19 +266,19 @@ def build_site(store: ResultStore, out: str | Path, set_dirs: Iterable[str | Pat
                                            seeds=seeds, same_recipe=same))
             if not matrix:
                 cost = costs[costs["protocol"] == protocol].set_index(["method", "run_id"])
-                headers = [*headers, "distill time (s)", "peak memory (MB)"]
+                headers = [*headers, "make cost (device-s)", "distill peak memory (MB)", "storage"]
                 table = [[*row, *_cost_cells(cost, row[headers.index("method")], row[headers.index("run")])] for row in table]
             body += [f"<h2 id=\"{html.escape(protocol)}\">{html.escape(protocol)}</h2>",
                      f"<p class=\"note\">{html.escape(card.description)} · card v{card.version} <code>{card.hash}</code></p>",
                      _table_html(headers, table)]
-            if matrix:
-                body.append(heatmap(card, part))
+            plots.append(heatmap(card, part) if matrix else cost_plots(card, part, costs))
             grids = []
             for method, run_id in part[["method", "run_id"]].drop_duplicates().itertuples(index=False):
                 path = next((sets[i] for i in by_row.get((protocol, method, run_id), []) if i in sets), None)
                 if path is not None:
                     grids.append(f"<figure>{image_grid(DistilledSet.load(path))}<figcaption>{html.escape(method)}</figcaption></figure>")
-            body += grids
+            plots += grids
+        body += plots
         if cites.numbers:
             body += ["<h2>Sources of published numbers</h2><ol>", *[f"<li>{html.escape(t)}</li>" for t in cites.texts()], "</ol>"]
         page = out / f"{dataset}.html"
@@ -234,9 +298,12 @@ def build_site(store: ResultStore, out: str | Path, set_dirs: Iterable[str | Pat
 def _cost_cells(cost: pd.DataFrame, method: str, run_id: str) -> list[str]:
     key = (method, run_id)
     if key not in cost.index:
-        return ["—", "—"]
+        return ["—", "—", "—"]
     c = cost.loc[key]
-    return [f"{c['distill_s']:.1f}" if pd.notna(c["distill_s"]) else "—", f"{c['peak_mb']:.0f}" if pd.notna(c["peak_mb"]) else "—"]
+    kind = {"cuda_max_allocated": " (CUDA peak)", "process_max_rss": " (process RSS)"}.get(c["peak_kind"], "")
+    return [f"{c['cost_s']:.1f}" if pd.notna(c["cost_s"]) else "—",
+            f"{c['distill_peak_mb']:.0f}{kind}" if pd.notna(c["distill_peak_mb"]) else "—",
+            storage_cell(float(c["total_bytes"]), float(c["real_bytes"]), bool(c["labels_outweigh_images"]))]
 
 
 def _leaders(summary: pd.DataFrame) -> list[list[Any]]:

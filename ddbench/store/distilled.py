@@ -122,6 +122,22 @@ class DistilledSet:
             "python": platform.python_version(), "torch": torch.__version__,
         })
 
+    def storage(self) -> dict[str, Any]:
+        """What the set weighs as stored (bytes of images, labels, auxiliary tensors such as DD's step sizes, and a
+        ZCA transform), against the bytes of as many real uint8 images as the set's image budget allows."""
+        def nbytes(t: torch.Tensor) -> int:
+            return t.numel() * t.element_size()
+
+        c, h, w = self.image_shape
+        budget = self.ipc * self.num_classes if self.ipc else len(self.images)
+        out = {"image_bytes": nbytes(self.images), "label_bytes": nbytes(self.labels),
+               "aux_bytes": sum(nbytes(t) for t in self.aux.values()),
+               "zca_bytes": nbytes(self.space.zca.transform) + nbytes(self.space.zca.mean) if self.space.zca is not None else 0,
+               "real_bytes": budget * c * h * w}
+        out["total_bytes"] = out["image_bytes"] + out["label_bytes"] + out["aux_bytes"]
+        out["labels_outweigh_images"] = out["label_bytes"] > out["image_bytes"]
+        return out
+
     @property
     def set_id(self) -> str:
         """A content hash of what training sees: images, labels, learned lr and the image space."""

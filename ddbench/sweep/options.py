@@ -17,6 +17,7 @@ import torch
 from ddbench.cards.card import ProtocolCard
 from ddbench.core.errors import DDBenchError
 from ddbench.core.paths import user_cache_root
+from ddbench.core.provenance import device_name, peak_memory_mb, reset_peak_memory
 from ddbench.data import ImageDataset
 from ddbench.data.space import ImageSpace
 from ddbench.distill.method import DistillContext, Method
@@ -83,12 +84,33 @@ def distill_cached(method: Method, card: ProtocolCard, train: ImageDataset, seed
     ctx = DistillContext(card=card, device=opts.device, seed=seed, config=config, space=space,
                          method_name=method.name, cache_dir=opts.cache_dir, progress=opts.progress,
                          snapshots=tuple(opts.snapshots), snapshot_path=lambda step: snapshot_path(path, step))
+    reset_peak_memory(opts.device)
     start = time.perf_counter()
     with precision_scope(card.precision, opts.device):
         dset = method.distill(train, card.ipc, ctx)
-    dset.extra.setdefault("distill_time_s", round(time.perf_counter() - start, 3))
+    seconds = round(time.perf_counter() - start, 3)
+    dset.extra.setdefault("distill_time_s", seconds)
+    dset.extra.setdefault("cost", distill_cost(method, train, ctx, opts.device, seconds))
     dset.save(path)
     return dset
+
+
+def distill_cost(method: Method, train: ImageDataset, ctx: DistillContext, device: torch.device, seconds: float) -> dict[str, Any]:
+    """What making a set cost: the distillation's own wall seconds, device and peak memory, and the seconds its
+    artefacts (experts, teacher, selection network: other tasks, often shared) recorded where they did."""
+    peak, kind = peak_memory_mb(device)
+    artefacts: dict[str, dict[str, Any]] = {}
+    try:
+        for a in method.artefacts(train, ctx):
+            stage = artefacts.setdefault(a.stage, {"tasks": 0, "recorded": 0, "seconds": 0.0})
+            stage["tasks"] += 1
+            if a.seconds is not None:
+                stage["recorded"] += 1
+                stage["seconds"] = round(stage["seconds"] + float(a.seconds), 3)
+    except Exception:  # a cost summary never breaks a distillation that succeeded
+        artefacts = {}
+    return {"device": device_name(device), "device_kind": device.type, "distill_s": seconds,
+            "peak_mem_mb": round(peak, 1), "peak_mem_kind": kind, "artefacts": artefacts}
 
 
 def set_cache_path(method: Method, card: ProtocolCard, train: ImageDataset, seed: int, opts: EvalOptions) -> Path:

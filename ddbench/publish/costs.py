@@ -1,0 +1,65 @@
+"""What a set costs to make and to store, per (card, method, run), and the accuracy / cost Pareto front.
+
+Cost is device-seconds: the distillation's own wall time plus the seconds its artefacts (experts, teacher,
+selection network) recorded, from each row's `distill_cost`; storage is the bytes of the set's images, labels and
+auxiliary tensors (`set_storage`), against the bytes of as many real uint8 images as its budget allows.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from ddbench.store.rows import record_type
+
+COLUMNS = ["protocol", "method", "run_id", "cost_s", "cost_device", "distill_peak_mb", "peak_kind", "total_bytes",
+           "real_bytes", "labels_outweigh_images"]
+
+
+def _cost_seconds(cost: dict[str, Any] | None, distill_time: Any) -> float | None:
+    if isinstance(cost, dict) and isinstance(cost.get("distill_s"), (int, float)):
+        artefacts = cost.get("artefacts") or {}
+        return float(cost["distill_s"]) + sum(float(a.get("seconds") or 0.0) for a in artefacts.values() if isinstance(a, dict))
+    return float(distill_time) if isinstance(distill_time, (int, float)) else None
+
+
+def set_costs(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """One line per (protocol, method, run): mean device-seconds to make a set, the distillation's peak memory, and the
+    set's stored bytes against its real-image budget (NaN where the rows predate these fields)."""
+    out = []
+    for r in rows:
+        if record_type(r) != "accuracy":
+            continue
+        cost, storage = r.get("distill_cost"), r.get("set_storage") or {}
+        method = f"{r['method']} (external)" if r.get("external") else r["method"]
+        out.append({"protocol": r["protocol"], "method": method, "run_id": r["run_id"],
+                    "cost_s": _cost_seconds(cost, r.get("distill_time_s")),
+                    "cost_device": (cost or {}).get("device") or r.get("device"),
+                    "distill_peak_mb": (cost or {}).get("peak_mem_mb"), "peak_kind": (cost or {}).get("peak_mem_kind"),
+                    "total_bytes": storage.get("total_bytes"), "real_bytes": storage.get("real_bytes"),
+                    "labels_outweigh_images": bool(storage.get("labels_outweigh_images", False))})
+    if not out:
+        return pd.DataFrame(columns=COLUMNS)
+    df = pd.DataFrame(out)
+    numeric = ["cost_s", "distill_peak_mb", "total_bytes", "real_bytes"]
+    df[numeric] = df[numeric].apply(pd.to_numeric, errors="coerce")
+    agg = {**{c: "mean" for c in numeric}, "cost_device": "first", "peak_kind": "first", "labels_outweigh_images": "max"}
+    return df.groupby(["protocol", "method", "run_id"], sort=False).agg(agg).reset_index()
+
+
+def pareto_front(points: list[tuple[str, float, float]]) -> set[str]:
+    """Names of the points (name, cost, accuracy) no other point beats on both: cheaper-or-equal and at least as
+    accurate, strictly better on one."""
+    front = set()
+    for name, cost, acc in points:
+        dominated = any((c <= cost and a >= acc) and (c < cost or a > acc) for n, c, a in points if n != name)
+        if not dominated:
+            front.add(name)
+    return front
+
+
+def storage_cell(total: float, real: float, outweigh: bool) -> str:
+    """E.g. "4.0× real" (and a warning when soft labels weigh more than the images)."""
+    if not (total == total and real == real and real):
+        return "—"
+    return f"{total / real:.1f}× real" + (" (labels > images)" if outweigh else "")
