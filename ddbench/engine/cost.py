@@ -14,8 +14,12 @@ from torch.utils.flop_counter import FlopCounterMode
 from ddbench.models import create_network
 
 TRAIN_FACTOR = 3.0  # forward + backward, in forward passes
-# effective (not peak) rates for small-network training: a guess, stated wherever it is used
-ASSUMED_FLOPS_PER_S = {"cuda": 20e12, "cpu": 0.2e12}
+# Effective (not peak) forward rates, stated wherever they are used. CPU: fitted on this project's 2-core machine
+# from measured evaluation rows (benchmarks/calibrate_plan.py, RESULTS.md); CUDA: a guess until a GPU run measures it.
+ASSUMED_FLOPS_PER_S = {"cuda": 20e12, "cpu": 0.38e12}
+# An evaluation network trains on tiny batches with DSA augmentation: one trained image then costs far more than
+# the three forward passes of its arithmetic. Fitted on the CPU rows with the rate above; CUDA keeps the arithmetic.
+EVAL_TRAIN_FACTOR = {"cuda": 3.0, "cpu": 10.0}
 
 
 @functools.lru_cache(maxsize=256)
@@ -31,6 +35,12 @@ def forward_flops(arch: str, num_classes: int, in_chans: int, height: int, width
 def training_flops(arch: str, num_classes: int, in_chans: int, size: tuple[int, int], image_passes: float) -> float:
     """FLOPs of training on `image_passes` images (epochs × images)."""
     return TRAIN_FACTOR * image_passes * forward_flops(arch, num_classes, in_chans, int(size[0]), int(size[1]))
+
+
+def eval_flops(arch: str, train, trained: float, tested: float, device_type: str) -> float:
+    """Forward-equivalent FLOPs of one evaluated network: `trained` images (over every pass) and `tested` images."""
+    fwd = forward_flops(arch, train.num_classes, train.channels, int(train.image_size[0]), int(train.image_size[1]))
+    return fwd * (trained * EVAL_TRAIN_FACTOR.get(device_type, EVAL_TRAIN_FACTOR["cpu"]) + tested)
 
 
 def hours(flops: float, device_type: str) -> float:

@@ -54,7 +54,7 @@ class ProtocolKind:
 
     A kind owns its card section: `Params` is the dataclass of the keys only its cards carry (parsed and
     type-checked by the card loader, hashed with the card), `check_card` checks their values, and
-    `training_passes` sizes one evaluation for `--plan`."""
+    `work` sizes one evaluation for `--plan`."""
 
     name: ClassVar[str] = ""
     stage: ClassVar[str] = "evaluate"  # the job-graph stage of its evaluations
@@ -66,9 +66,9 @@ class ProtocolKind:
         """Refuse a card whose values this kind cannot run (one line through `need`), before any work."""
         need(1 <= card.ipc <= 100_000, f"ipc must be 1..100000, got {card.ipc}")
 
-    def training_passes(self, card: ProtocolCard, train: ImageDataset) -> int:
-        """Forward-pass equivalents of one evaluated network (three per trained image, one per tested image)."""
-        return (card.train.epochs + 1) * card.ipc * train.num_classes * 3 + len(train.x_test)
+    def work(self, card: ProtocolCard, train: ImageDataset) -> tuple[float, float]:
+        """(images trained, summed over every pass; images tested) by one evaluated network, for `--plan`."""
+        return float((card.train.epochs + 1) * card.ipc * train.num_classes), float(len(train.x_test))
 
     def datasets(self, card: ProtocolCard) -> list[str]:
         """Every dataset an evaluation under `card` reads."""

@@ -53,8 +53,8 @@ class SSLTransfer(ProtocolKind):
         unknown = sorted(set(probe.downstream) - set(list_datasets()))
         need(not unknown, f"probe.downstream names unknown dataset(s) {', '.join(unknown)}; see `ddbench list datasets`")
 
-    def training_passes(self, card: ProtocolCard, train: ImageDataset) -> int:
-        return card.params.pretrain.epochs * card.params.budget * 3 + len(train.x_train)
+    def work(self, card: ProtocolCard, train: ImageDataset) -> tuple[float, float]:
+        return float(card.params.pretrain.epochs * card.params.budget), float(len(train.x_train))  # pre-training; embedding
 
     def datasets(self, card: ProtocolCard) -> list[str]:
         return [card.dataset, *card.params.probe.downstream]

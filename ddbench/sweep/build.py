@@ -15,7 +15,7 @@ from ddbench.cards.card import MAX_SEEDS, ProtocolCard
 from ddbench.core.errors import DDBenchError
 from ddbench.data import ImageDataset, dataset_status, load_dataset
 from ddbench.distill.method import DistillContext, Method
-from ddbench.engine.cost import ASSUMED_FLOPS_PER_S, forward_flops, hours
+from ddbench.engine.cost import ASSUMED_FLOPS_PER_S, EVAL_TRAIN_FACTOR, eval_flops, hours
 from ddbench.kinds import check_fits, get_kind
 from ddbench.store.distilled import DistilledSet
 from ddbench.store.results import row_key
@@ -184,20 +184,23 @@ class _Builder:
 
     def _eval_flops(self, card: ProtocolCard, arch: str, train: ImageDataset, count: int) -> float | None:
         try:
-            fwd = forward_flops(arch, train.num_classes, train.channels, *map(int, train.image_size))
+            trained, tested = get_kind(card.kind).work(card, train)
+            return count * eval_flops(arch, train, trained, tested, self.opts.device.type)
         except Exception:  # an arch the counter cannot trace: no estimate
             return None
-        passes = get_kind(card.kind).training_passes(card, train)
-        return count * passes * fwd
 
     def _history(self, req: Request, card: ProtocolCard) -> dict[str, float]:
-        """Mean recorded wall time per (arch) seed of earlier rows of this card and method."""
+        """Mean recorded wall time per (arch) seed of earlier rows of this card and method; where the method has none,
+        of any method on this card (a supervised evaluation costs the same whatever made the set, at equal IPC)."""
         name = req.method.name if req.method else (req.dset.method if req.dset else "")
-        out: dict[str, list[float]] = {}
+        same: dict[str, list[float]] = {}
+        other: dict[str, list[float]] = {}
         for r in self.rows:
-            if r.get("protocol_hash") == card.hash and r.get("method") == name and isinstance(r.get("wall_time_s"), (int, float)):
-                out.setdefault(r["arch"], []).append(float(r["wall_time_s"]))
-        return {arch: statistics.mean(v) for arch, v in out.items()}
+            if r.get("protocol_hash") == card.hash and isinstance(r.get("wall_time_s"), (int, float)) and not r.get("task"):
+                (same if r.get("method") == name else other).setdefault(r["arch"], []).append(float(r["wall_time_s"]))
+        if not get_kind(card.kind).per_class_ipc:
+            other = {}
+        return {arch: statistics.mean(same.get(arch) or other[arch]) for arch in {*same, *other}}
 
     def _check_same_data(self, card: ProtocolCard, run_id: str, train: ImageDataset) -> None:
         """Rows of this run stored earlier must come from the very same data; resuming on other data would mix."""
@@ -279,7 +282,8 @@ def plan(sweep: Sweep, executor: str) -> str:
 
 def sweep_rate(device_type: str) -> str:
     rate = ASSUMED_FLOPS_PER_S.get(device_type, ASSUMED_FLOPS_PER_S["cpu"])
-    return f"{rate / 1e12:g} TFLOP/s"
+    factor = EVAL_TRAIN_FACTOR.get(device_type, EVAL_TRAIN_FACTOR["cpu"])
+    return f"{rate / 1e12:g} TFLOP/s and {factor:g} forward passes per trained image of an evaluation network"
 
 
 def collect(req: Request, opts: Any) -> list[dict[str, Any]]:

@@ -24,8 +24,8 @@ class BrightImages(ProtocolKind):
         super().check_card(card, need)
         need(card.params.min_brightness > -10, f"min_brightness must be above -10, got {card.params.min_brightness}")
 
-    def training_passes(self, card, train):
-        return 0  # nothing is trained
+    def work(self, card, train):
+        return 0.0, 0.0  # nothing is trained or tested
 
     def run(self, job, card, train, rt, base_row, emit):
         images = job.sets[0].images
