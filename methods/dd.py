@@ -79,6 +79,8 @@ class DD(Method):
     """Dataset Distillation (Wang et al. 2018): learned images and per-step learning rates."""
 
     name = "dd"
+    paper = "https://arxiv.org/abs/1811.10959"
+    code = "https://github.com/SsnL/dataset-distillation"
     kinds = ("supervised", "dd-native")
     default_cfg = {
         "arch": "", "images_per_class_per_step": 1, "distill_epochs": 3, "distill_lr": 0.02, "lr": 0.01,

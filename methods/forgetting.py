@@ -38,6 +38,8 @@ class Forgetting(Method):
     """The most-forgotten real images per class (Toneva et al.)."""
 
     name = "forgetting"
+    paper = "https://arxiv.org/abs/1812.05159"
+    code = "https://github.com/PatrickZH/DeepCore"
     default_cfg = dict(SELECTION_OPTIONS)
 
     def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:

@@ -26,6 +26,8 @@ class Herding(Method):
     """Herding per class on trained-ConvNet features."""
 
     name = "herding"
+    paper = "https://dl.acm.org/doi/10.1145/1553374.1553517"
+    code = "https://github.com/PatrickZH/DeepCore"
     default_cfg = dict(SELECTION_OPTIONS)
 
     def artefacts(self, train: ImageDataset, ctx: DistillContext) -> list[Artefact]:

@@ -21,6 +21,8 @@ class KCenter(Method):
     """K-center greedy per class on trained-ConvNet features."""
 
     name = "kcenter"
+    paper = "https://arxiv.org/abs/1708.00489"
+    code = "https://github.com/PatrickZH/DeepCore"
     default_cfg = dict(SELECTION_OPTIONS)
 
     def artefacts(self, train: ImageDataset, ctx: DistillContext) -> list[Artefact]:

@@ -57,6 +57,8 @@ class MKDT(Method):
     """MKDT: trajectory matching on knowledge-distillation experts, for self-supervised pre-training."""
 
     name = "mkdt"
+    paper = "https://arxiv.org/abs/2410.02116"
+    code = "https://github.com/jiayini1119/MKDT"
     kinds = ("ssl-transfer",)
     quick_card = SSL_QUICK
     default_cfg = {**KD_OPTIONS, "iterations": 5000, "syn_steps": 40, "expert_epochs": 2, "max_start_epoch": 2,

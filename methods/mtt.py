@@ -58,6 +58,8 @@ class MTT(Method):
     """Matching Training Trajectories (Cazenavette et al. 2022)."""
 
     name = "mtt"
+    paper = "https://arxiv.org/abs/2203.11932"
+    code = "https://github.com/GeorgeCazenavette/mtt-distillation"
     default_cfg = {
         "iterations": 5000, "num_experts": 100, "expert_train_epochs": 50, "expert_lr": 0.01, "expert_batch": 256,
         **_table(20, 2, 20, 1000.0, 1e-5, False), "arch": "", "dsa": True,

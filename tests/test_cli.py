@@ -181,3 +181,62 @@ def test_a_kill_after_the_teacher_keeps_it_and_the_rerun_trains_no_teacher(tmp_p
     assert [p.name for p in run["files"]] == ["representations.safetensors", "teacher.safetensors"]
     assert run["killed_before_the_set"] and run["done"].returncode == 0, run["done"].stderr
     assert run["after"] == run["stamps"] and run["out"].is_file()
+
+
+def test_every_command_and_option_has_help_and_names_get_suggestions(capsys):
+    import argparse
+
+    from ddbench.cli import build_parser
+
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    missing = []
+    for name, sub in commands.choices.items():
+        assert sub.description, name  # a description line under `ddbench NAME --help`
+        for action in sub._actions:
+            nested = action.choices.values() if isinstance(action, argparse._SubParsersAction) else []
+            for a in [action, *(b for s in nested for b in s._actions)]:
+                if not a.help and not isinstance(a, argparse._HelpAction):
+                    missing.append(f"{name} {a.option_strings or a.dest}")
+    assert not missing, missing
+    for argv, hint in ((["evaluate", "--method", "radnom"], "did you mean 'random'"),
+                       (["evaluate", "--method", "random", "--protocol", "mnist-ipc01"], "did you mean 'mnist-ipc1'"),
+                       (["data", "prepare", "fashon_mnist"], "did you mean 'fashion_mnist'")):
+        assert main(argv) == 2
+        assert hint in capsys.readouterr().err, argv
+
+
+def test_list_methods_shows_every_methods_options(capsys):
+    assert main(["list", "methods"]) == 0
+    out = capsys.readouterr().out
+    assert "iterations=5000" in out and "embed_epochs=40" in out  # MTT's and herding's options, without naming one
+
+
+def test_results_are_printed_off_the_progress_bar(tmp_path, capsys):
+    assert main(["evaluate", "--method", "random", "--epochs", "3", "--seeds", "2", "--batch-mode", "loop",
+                 "--results", str(tmp_path)]) == 0
+    import re
+
+    lines = [line for line in capsys.readouterr().err.split("\n") if re.search(r"convnetd1 seed \d+: [\d.]+%", line)]
+    assert len(lines) == 2 and all(line.split("\r")[-1].startswith("  digits-quick") for line in lines), lines
+
+
+def test_html_without_matplotlib_writes_nothing(tmp_path, capsys, monkeypatch):
+    import builtins
+
+    from test_leaderboard import _row
+
+    from ddbench.store.results import ResultStore
+
+    ResultStore(tmp_path).append([_row("random", 0, 90.0)])
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    assert main(["leaderboard", "--results", str(tmp_path), "--html", str(tmp_path / "site")]) == 2
+    assert "pip install 'ddbench[site]'" in capsys.readouterr().err
+    assert not (tmp_path / "LEADERBOARD.md").exists() and not (tmp_path / "site").exists()

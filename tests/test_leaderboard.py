@@ -39,7 +39,8 @@ def test_published_numbers_cover_the_issue_list():
 
 def test_ranking_orders_rows_inserted_in_reverse(tmp_path):
     store = ResultStore(tmp_path)
-    store.append([_row("c-worst", 0, 50.0), _row("b-middle", 0, 70.0), _row("a-best", 0, 90.0)])  # worst first
+    store.append([_row(m, s, acc + s) for m, acc in (("c-worst", 50.0), ("b-middle", 70.0), ("a-best", 90.0))
+                  for s in range(5)])  # worst first; the card's 5 seeds each
     table = render(store).split("## mnist-ipc10")[1]
     ranked = [line.split("|")[1:3] for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert [(r.strip(), m.strip()) for r, m in ranked] == [("1", "a-best"), ("2", "b-middle"), ("3", "c-worst")]
@@ -56,16 +57,63 @@ def test_cross_arch_cards_publish_a_method_by_arch_matrix(tmp_path):
     card = load_protocol("cifar10-ipc10-xarch")
     accs = {"convnet": 60.0, "resnet18_dc": 40.0, "vgg11_dc": 45.0, "alexnet_dc": 30.0, "vit_tiny_patch16_224": 25.0}
     store = ResultStore(tmp_path)
-    store.append([_row("mtt", s, acc + s, protocol=card.id, arch=arch) for arch, acc in accs.items() for s in (0, 2)])
-    store.append([_row("random", s, 20.0 + s, protocol=card.id, arch=arch) for arch in ("convnet", "alexnet_dc") for s in (0, 2)])
+    store.append([_row("mtt", s, acc + s, protocol=card.id, arch=arch) for arch, acc in accs.items() for s in range(5)])
+    store.append([_row("random", s, 20.0 + s, protocol=card.id, arch=arch) for arch in ("convnet", "alexnet_dc") for s in range(5)])
     table = render(store).split(f"## {card.id}")[1].split("\n## ")[0]
     lines = [[c.strip() for c in line.strip().strip("|").split("|")] for line in table.splitlines() if line.startswith("| ")]
     header, body = lines[0], lines[1:]
     assert header == ["#", "method", *card.archs, "mean over archs", "n (min)", "run"]
     mtt, published, rand = body
-    assert mtt[:2] == ["1", "mtt"] and mtt[2] == "61.00 ± 1.00" and mtt[3] == "41.00 ± 1.00 (-20.0)"
-    assert mtt[7] == f"{sum(accs.values()) / 5 + 1:.2f}"  # the mean over the five archs
+    assert mtt[:2] == ["1", "mtt"] and mtt[2] == "62.00 ± 1.41" and mtt[3] == "42.00 ± 1.41 (-20.0)"
+    assert mtt[7] == f"{sum(accs.values()) / 5 + 2:.2f}"  # the mean over the five archs
     assert published[1] == "mtt (published)" and published[2].startswith("64.3 [") and published[5].startswith("34.2 [")
     assert published[6] == "—"  # the paper has no ViT column
-    assert rand[:2] == ["2", "random"] and rand[4] == "—" and rand[7] == "—"  # incomplete rows rank last, no mean
+    assert rand[:2] == ["incomplete", "random"] and rand[4] == "—" and rand[7] == "—"  # incomplete rows are not ranked
     assert "Matching Training Trajectories (CVPR 2022), Table 3" in render(store)
+
+
+def test_a_one_seed_run_is_shown_partial_never_ranked_or_leader(tmp_path):
+    from ddbench.publish.leaderboard import current_rows, summarize
+    from ddbench.publish.site import leaders
+
+    store = ResultStore(tmp_path)
+    store.append([_row("random", s, 90.0 + s) for s in range(5)] + [_row("lucky", 0, 99.0)])  # the card says 5 seeds
+    table = render(store).split("## mnist-ipc10")[1]
+    rows = {line.split("|")[2].strip(): [c.strip() for c in line.split("|")] for line in table.splitlines() if "| convnet" in line}
+    assert rows["random"][1] == "1" and rows["lucky"][1] == "—"  # only the full run is ranked
+    assert rows["lucky"][4] == "99.00 ± —" and rows["lucky"][6] == "partial, n=1"  # no std over one seed
+    (leader,) = [r for r in leaders(summarize(current_rows(store)[0])) if r[1][0] == "mnist-ipc10"]
+    assert leader[3:] == ["random", "92.00 (mean)"]  # the number it is ranked by; never the one-seed run
+
+
+def test_cross_arch_missing_cells_never_rank_below_a_method_they_beat(tmp_path):
+    from ddbench.publish.leaderboard import current_rows, summarize
+    from ddbench.publish.site import leaders
+
+    card = load_protocol("cifar10-ipc10-xarch")
+    store = ResultStore(tmp_path)
+    store.append([_row("random", s, 20.0 + s, protocol=card.id, arch=a) for a in card.archs for s in range(5)])
+    store.append([_row("herding", s, 30.0 + s, protocol=card.id, arch=a) for a in card.archs[:-1] for s in range(5)])  # no ViT
+    table = render(store).split(f"## {card.id}")[1].split("\n## ")[0]
+    ranks = {line.split("|")[2].strip(): line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ")}
+    assert ranks["random"] == "1" and ranks["herding"] == "incomplete"  # not ranked (so never below random)
+    (leader,) = [r for r in leaders(summarize(current_rows(store)[0])) if r[1][0] == card.id]
+    assert leader[3:] == ["random", "22.00 (mean over archs)"]
+
+
+def test_the_site_keeps_its_promises_without_the_sets_and_draws_every_ipc(tmp_path, caplog, monkeypatch):
+    from ddbench.publish import site
+    from ddbench.publish.leaderboard import published_lookup, summarize
+
+    store = ResultStore(tmp_path / "lb")
+    store.append([_row("random", s, 60.0 + 10 * i + s, protocol=f"mnist-ipc{ipc}", set_id="abc")
+                  for i, ipc in enumerate((1, 10, 50)) for s in range(5)])
+    site.build_site(store, tmp_path / "html", [tmp_path / "no-sets-here"])
+    assert "the site shows no image grid for 3 ranked set(s)" in caplog.text  # said loudly, not silently dropped
+    figures = []
+    monkeypatch.setattr(site, "_png", lambda fig, alt: figures.append((fig, alt)) or "")
+    site.ipc_plot("mnist", summarize(store.rows()), published_lookup()[0])
+    (fig, alt), = figures
+    ax = fig.axes[0]
+    assert list(ax.get_xticks()) == [1, 10, 50] and [t.get_text() for t in ax.get_xticklabels()] == ["1", "10", "50"]
+    assert "random (published)" in [t.get_text() for t in ax.get_legend().get_texts()] and "published" in alt

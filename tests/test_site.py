@@ -102,7 +102,7 @@ def test_names_are_escaped_in_html(browser, site):
 
 def test_tables_sort_when_a_header_is_clicked(browser, site):
     _open(browser, site / "mnist.html")
-    table = browser.find_elements("css selector", "table")[1]  # mnist-ipc10: random, herding, the hostile row
+    table = browser.find_elements("css selector", "table")[2]  # after method × IPC and mnist-ipc1: mnist-ipc10
     col = [th.text for th in table.find_elements("css selector", "th")].index("accuracy")
 
     def accuracies():
@@ -113,3 +113,32 @@ def test_tables_sort_when_a_header_is_clicked(browser, site):
     table.find_elements("css selector", "th")[col].click()
     assert accuracies() == sorted(accuracies())
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+@pytest.mark.parametrize("width", [420, 1400])
+def test_pages_fit_the_screen_at_phone_and_desktop_width(browser, site, width):
+    """No page-level horizontal scroll at 420 px or 1400 px (a wide table scrolls inside its own container); every
+    card has an anchor link; every image says what it shows; methods link to their paper and code."""
+    browser.set_window_size(width, 1600)
+    try:
+        for page in sorted(site.glob("*.html")):
+            browser.get(page.as_uri())
+            ARTEFACTS.mkdir(exist_ok=True)
+            browser.save_screenshot(str(ARTEFACTS / f"site-{page.stem}-{width}px.png"))
+            state = browser.execute_script("""return {
+                page: document.documentElement.scrollWidth, view: window.innerWidth,
+                viewport: !!document.querySelector('meta[name=viewport]'),
+                wideTables: [...document.querySelectorAll('table')].filter(t => t.scrollWidth > window.innerWidth)
+                            .map(t => getComputedStyle(t.parentElement).overflowX),
+                anchors: [...document.querySelectorAll('h2[id]')].map(h => !!h.querySelector(`a[href="#${h.id}"]`)),
+                alts: [...document.images].map(i => i.alt),
+                links: [...document.querySelectorAll('a')].map(a => a.href)};""")
+            assert state["page"] <= state["view"], (page.name, width, state["page"], state["view"])
+            assert state["viewport"] and all(o == "auto" for o in state["wideTables"]), page.name
+            assert state["anchors"] and all(state["anchors"]), page.name
+            assert all(len(alt) > 30 and alt != "plot" for alt in state["alts"]), state["alts"]
+            if page.stem == "cifar10":
+                assert "https://arxiv.org/abs/2203.11932" in state["links"]  # MTT's paper
+                assert "https://github.com/GeorgeCazenavette/mtt-distillation" in state["links"]
+    finally:
+        browser.set_window_size(1280, 2400)

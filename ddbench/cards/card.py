@@ -22,6 +22,7 @@ from typing import Any, Callable, Literal, Union, get_args, get_origin, get_type
 import tomllib
 
 from ddbench.core.errors import DDBenchError
+from ddbench.core.registry import suggest
 from ddbench.engine.recipes import TrainRecipe
 from ddbench.store.rows import LABEL_MODES, LabelMode
 
@@ -279,9 +280,12 @@ def read_card(name_or_path: str, params_for: ParamsFor) -> ProtocolCard:
         return _read(path.read_text(), str(path), params_for)
     card_file = _cards_dir() / f"{name_or_path}.toml"
     if not card_file.is_file():
-        close = [n for n in list_protocols() if name_or_path.split("-")[0] in n][:6]
-        hint = f"; close: {', '.join(close)}" if close else ""
-        raise DDBenchError(f"unknown protocol '{name_or_path}'{hint}; see `ddbench list protocols`")
+        shown = name_or_path if len(name_or_path) <= 80 else name_or_path[:77] + "..."
+        hint = suggest(name_or_path, list_protocols())
+        if not hint:
+            close = [n for n in list_protocols() if name_or_path.split("-")[0] in n][:6]
+            hint = f"; close: {', '.join(close)}" if close else ""
+        raise DDBenchError(f"unknown protocol '{shown}'{hint}; see `ddbench list protocols`")
     card = _read(card_file.read_text(), card_file.name, params_for)
     if card.id != name_or_path:
         raise DDBenchError(f"protocol card {card_file.name} declares id '{card.id}'; the id must match the file name")

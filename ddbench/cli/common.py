@@ -23,13 +23,17 @@ def log(message: str) -> None:
 
 
 class StderrHandler(logging.Handler):
-    """The library's log records on the current stderr: progress notes plain, warnings marked."""
+    """The library's log records on the current stderr: progress notes plain, warnings marked. Written through
+    tqdm.write, which lifts a progress bar being drawn and redraws it below, so a result never lands on a bar."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        from tqdm.auto import tqdm
+
         message = record.getMessage()
         if record.levelno >= logging.WARNING:
             message = f"ddbench: warning: {message}"
-        print(message, file=sys.stderr, flush=True)
+        tqdm.write(message, file=sys.stderr)
+        sys.stderr.flush()
 
 
 def setup_logging() -> None:

@@ -12,9 +12,9 @@ DESCRIPTION = 'list the datasets (what is present, and where) or prepare one (do
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=("list", "prepare"))
-    p.add_argument("name", nargs="?")
-    p.add_argument("--data-root")
+    p.add_argument("action", choices=("list", "prepare"), help="list the datasets, or prepare one")
+    p.add_argument("name", nargs="?", help="prepare: the dataset (see `ddbench data list`)")
+    p.add_argument("--data-root", help="where datasets live (default: $DDBENCH_DATA or ~/.cache/ddbench/data)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,11 +12,11 @@ DESCRIPTION = 'distil one set with a method under a card (cached, resumable) and
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", required=True)
-    p.add_argument("--protocol", required=True)
+    p.add_argument("--method", required=True, help="a registered method (see `ddbench list methods`)")
+    p.add_argument("--protocol", required=True, help="the card the set is distilled under (id or .toml path)")
     p.add_argument("--out", required=True, help="output file (.safetensors)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cfg", action="append", metavar="KEY=VALUE")
+    p.add_argument("--seed", type=int, default=0, help="the distillation seed (default 0)")
+    p.add_argument("--cfg", action="append", metavar="KEY=VALUE", help="method option (repeatable)")
     p.add_argument("--snapshots", metavar="N,M,...",
                     help="also write the set after these outer steps (iterations; DD: epochs) as OUT-stepN.safetensors")
     common.add_common(p)

@@ -12,7 +12,7 @@ DESCRIPTION = "write a ddbench set in another codebase's layout (mtt, tensors, f
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("set", help="a ddbench set (.safetensors)")
-    p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
+    p.add_argument("--format", required=True, choices=EXPORT_FORMATS, help="the layout to write")
     p.add_argument("--out", required=True, help="output folder (tensors: a .pt file or a folder)")
 
 

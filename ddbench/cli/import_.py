@@ -14,7 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("src", help="the source file or folder")
     p.add_argument("--out", required=True, help="output ddbench set (.safetensors)")
     common.add_import_flags(p, with_dataset=True)
-    p.add_argument("--data-root")
+    p.add_argument("--data-root", help="where datasets live (default: $DDBENCH_DATA or ~/.cache/ddbench/data)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,6 +24,10 @@ def run(args: argparse.Namespace) -> int:
     from ddbench.publish.leaderboard import publish, render
     from ddbench.store.results import ResultStore
 
+    if args.html:  # an optional dependency is checked before anything is written
+        from ddbench.publish.site import _pyplot
+
+        _pyplot()
     store = ResultStore(args.results or default_results_dir())
     if not store.path.is_file():
         raise DDBenchError(f"no result store at {store.path}; run `ddbench evaluate` first or pass --results DIR")

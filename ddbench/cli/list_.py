@@ -10,9 +10,9 @@ DESCRIPTION = 'list the registered methods (with their options), protocol cards,
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", choices=("methods", "protocols", "archs", "datasets"))
+    p.add_argument("what", choices=("methods", "protocols", "archs", "datasets"), help="what to list")
     p.add_argument("pattern", nargs="?", help="wildcard filter, e.g. 'cifar10-*'")
-    p.add_argument("--data-root")
+    p.add_argument("--data-root", help="datasets: where to look (default: $DDBENCH_DATA or ~/.cache/ddbench/data)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,9 +31,11 @@ def run(args: argparse.Namespace) -> int:
             print(tabulate(table, headers=["option (--cfg KEY=VALUE)", "default", "per card"], tablefmt="github")
                   if table else "no options")
         else:
-            table = [[n, method_summary(n)] for n in names]
-            print(tabulate(table, headers=["method", "what"], tablefmt="github"))
-            print("\n`ddbench list methods NAME` shows a method's options.")
+            table = [[n, method_summary(n), ", ".join(f"{k}={v}" for k, v in method_class(n).default_cfg.items()) or "—"]
+                     for n in names]
+            print(tabulate(table, headers=["method", "what", "options (--cfg KEY=VALUE; defaults)"], tablefmt="github",
+                           maxcolwidths=[None, 50, 70]))
+            print("\n`ddbench list methods NAME` shows one method's options with their per-card values.")
     elif args.what == "protocols":
         from ddbench.cards.card import list_protocols
         from ddbench.kinds import load_protocol

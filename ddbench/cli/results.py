@@ -11,7 +11,7 @@ DESCRIPTION = 'manage result stores: merge stores from several machines, each ro
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    rs_sub = p.add_subparsers(dest="action", parser_class=common.Parser, required=True)
+    rs_sub = p.add_subparsers(dest="action", parser_class=common.Parser, required=True, help="what to do with stores")
     mg = rs_sub.add_parser("merge", help="merge stores from several machines: each row once, conflicts reported")
     mg.add_argument("stores", nargs="+", help="result store directories to merge in")
     mg.add_argument("--into", help="the store to merge into (default: as evaluate's --results)")

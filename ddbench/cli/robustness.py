@@ -20,7 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, help="shorter recipe for quick checks; rows are marked non-standard")
     p.add_argument("--cfg", action="append", metavar="KEY=VALUE", help="method option (repeatable)")
     p.add_argument("--results", help="result store directory (default: as evaluate's)")
-    p.add_argument("--batch-mode", choices=("auto", "loop", "vmap"), default="auto")
+    p.add_argument("--batch-mode", choices=("auto", "loop", "vmap"), default="auto",
+                   help="train seeds one by one, stacked with vmap, or pick the faster by timing (default)")
     common.add_import_flags(p, with_dataset=False)
     common.add_common(p)
 

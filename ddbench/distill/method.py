@@ -101,6 +101,8 @@ class Method:
     one_set_per_seed: ClassVar[bool] = False  # True: evaluation seed s gets its own set, distilled with seed s
     kinds: ClassVar[tuple[str, ...]] = ("supervised",)  # the families of sets it makes (a protocol kind's `sets`)
     quick_card: ClassVar[str] = "digits-quick"  # what `ddbench evaluate --method NAME` runs without --protocol
+    paper: ClassVar[str] = ""  # the paper's address (the site links each method to its paper and code)
+    code: ClassVar[str] = ""  # the reference code's address
     runtime_cfg: ClassVar[frozenset[str]] = frozenset()  # options that change speed or memory, never the result
 
     def __init__(self, **cfg: Any) -> None:

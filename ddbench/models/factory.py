@@ -1,6 +1,7 @@
 """Build any registered architecture for a dataset's input shape, adapting timm models to small images."""
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import re
 from dataclasses import dataclass
@@ -88,7 +89,8 @@ def expand_archs(spec: str | list[str]) -> list[str]:
             elif timm.is_model(item):
                 names.append(item)
             else:
-                close = fnmatch.filter(timm.list_models(), f"*{item}*")[:5]
+                close = fnmatch.filter(timm.list_models(), f"*{item}*")[:5] or difflib.get_close_matches(
+                    item.lower(), [*TESTED_ARCHS, *timm.list_models()], n=3, cutoff=0.75)
                 hint = f" (did you mean {', '.join(close)}?)" if close else ""
                 raise DDBenchError(f"unknown architecture '{item}'{hint}; see `ddbench list archs`")
     return _img_size_twins(list(dict.fromkeys(names)))

@@ -152,6 +152,11 @@ def per_seed(rows: list[dict[str, Any]]) -> dict[SeedKey, dict[int, float]]:
     return out
 
 
+def mean_std(mean: float, std: float, n: int) -> str:
+    """"mean ± std"; a std over one seed is no spread at all, shown as "—"."""
+    return f"{mean:.2f} ± {std:.2f}" if n > 1 else f"{mean:.2f} ± —"
+
+
 def _fmt_ci(e: stats.Estimate) -> str:
     return "—" if e.n < 2 else f"[{e.low:.2f}, {e.high:.2f}]"
 
@@ -180,19 +185,26 @@ def ranked_table(card: ProtocolCard, part: pd.DataFrame, pub: dict, cites: Citat
     seeds = seeds if seeds is not None else {}
     rankings = rank_card(card, part, seeds)
     table, ranks = [], {}
+    counts = {(r.protocol, r.method, r.run_id, r.arch, r.task, r.precision): len(v) for r in part.itertuples()
+              if (v := seeds.get((r.protocol, r.method, r.run_id, r.arch, r.task, r.precision)))}
+    # Publishing rule: only entries with the card's full seed count are ranked; partial ones follow, unranked.
+    part = part.assign(partial_run=[counts.get((r.protocol, r.method, r.run_id, r.arch, r.task, r.precision), int(r.n)) < card.seeds
+                                 for r in part.itertuples()]).sort_values(["task", "partial_run", "mean"], ascending=[True, True, False])
     for r in part.itertuples():
-        rank = ranks[r.task] = ranks.get(r.task, 0) + 1
         values = list(seeds.get((r.protocol, r.method, r.run_id, r.arch, r.task, r.precision), {}).values())
+        partial = bool(r.partial_run)
+        rank = "—" if partial else ranks.setdefault(r.task, 0) + 1
+        if not partial:
+            ranks[r.task] = rank
         est = stats.estimate(values) if values else stats.Estimate(r.mean, r.std, int(r.n), float("nan"), float("nan"))
         ranking, key = rankings.get(r.task), (r.method, r.run_id, r.arch)
         group = ranking.group.get(key) if ranking else None
         best = ranking.p_best.get(key) if ranking else None
         p = _published_for(pub, card, r.method, r.task, r.arch)
         verdict = stats.verdict(est, p.accuracy, p.recipe in (same_recipe or set())) if p else ""
-        partial = len(values) < card.seeds
-        group_cell = f"partial, n={len(values)}" if partial and values else group if group is not None else "—"
+        group_cell = f"partial, n={len(values) or int(r.n)}" if partial else group if group is not None else "—"
         best_cell = f"{best:.2f}" if best is not None and best == best else "—"
-        table.append([*([esc(r.task)] if with_tasks else []), rank, esc(r.method), esc(r.arch), f"{r.mean:.2f} ± {r.std:.2f}",
+        table.append([*([esc(r.task)] if with_tasks else []), rank, esc(r.method), esc(r.arch), mean_std(r.mean, r.std, int(r.n)),
                       _fmt_ci(est), group_cell, best_cell,
                       r.n, f"{p.accuracy:.1f} [{cites.mark(p)}] {verdict}" if p else "—",
                       f"{r.mean - p.accuracy:+.1f}" if p else "—", esc(r.run_id), esc(r.device),
@@ -211,7 +223,9 @@ def _published_for(pub: dict, card: ProtocolCard, method: str, task: str, arch: 
 def arch_matrix(card: ProtocolCard, part: pd.DataFrame, pub: dict, cites: Citations,
                 esc: Callable[[Any], str] = cell) -> tuple[list[str], list[list[Any]]]:
     """Method × arch: mean ± std per arch with its drop from the card's first arch (in brackets), the mean over
-    archs (only when every arch has rows), ranked by that mean; published rows follow their method."""
+    archs, ranked by that mean. Rule for missing cells: only complete rows (every arch, the card's seed count) are
+    ranked; an incomplete row is listed after them, marked, with no rank, so it is never ranked below a method it
+    beats. Published rows follow their method."""
     archs, ref = list(card.archs), card.archs[0]
     table: list[tuple[float, list[Any]]] = []
     for (method, run_id), group in part.groupby(["method", "run_id"], sort=False):
@@ -220,8 +234,8 @@ def arch_matrix(card: ProtocolCard, part: pd.DataFrame, pub: dict, cites: Citati
         for arch in archs:
             r = means.get(arch)
             drop = f" ({r.mean - means[ref].mean:+.1f})" if r is not None and arch != ref and ref in means else ""
-            cells.append(f"{r.mean:.2f} ± {r.std:.2f}{drop}" if r is not None else "—")
-        complete = all(a in means for a in archs)
+            cells.append(f"{mean_std(r.mean, r.std, int(r.n))}{drop}" if r is not None else "—")
+        complete = all(a in means for a in archs) and all(int(means[a].n) >= card.seeds for a in archs)
         overall = sum(means[a].mean for a in archs) / len(archs) if complete else float("nan")
         n = min(int(r.n) for r in means.values())
         table.append((overall, [esc(method), *cells, f"{overall:.2f}" if complete else "—", n, esc(run_id)]))
@@ -231,10 +245,15 @@ def arch_matrix(card: ProtocolCard, part: pd.DataFrame, pub: dict, cites: Citati
             table.append((overall - 1e-9, [esc(f"{method} (published)"), *pcells, "—", "—", "—"]))
     table.sort(key=lambda item: -item[0] if item[0] == item[0] else float("inf"))
     rows, rank = [], 0
-    for _, row in table:
+    for overall, row in table:
         is_published = row[0].endswith("(published)")
-        rank += 0 if is_published else 1
-        rows.append(["" if is_published else rank, *row])
+        if is_published:
+            rows.append(["", *row])
+        elif overall == overall:  # complete: ranked
+            rank += 1
+            rows.append([rank, *row])
+        else:
+            rows.append(["incomplete", *row])
     return ["#", "method", *archs, "mean over archs", "n (min)", "run"], rows
 
 

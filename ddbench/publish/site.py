@@ -52,20 +52,22 @@ document.querySelectorAll('table.sortable').forEach(table => table.querySelector
       return dir === 'asc' ? c : -c; }).forEach(r => body.appendChild(r));
   })));
 """
-_STYLE = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}
-th{background:#f0f0f0;cursor:pointer}img{max-width:100%}figure{display:inline-block;margin:0 1em 1em 0}
-.note{color:#555;font-size:13px}.scroll{overflow-x:auto}table.paper td{vertical-align:top}"""
+_STYLE = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222;
+overflow-wrap:anywhere}table{border-collapse:collapse;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;
+text-align:left;white-space:nowrap;overflow-wrap:normal}th{background:#f0f0f0;cursor:pointer}img{max-width:100%;height:auto}
+figure{display:inline-block;margin:0 1em 1em 0;max-width:100%}.note{color:#555;font-size:13px}
+.scroll{overflow-x:auto;max-width:100%;margin:1em 0}table.paper td{vertical-align:top}h2 a.anchor{color:#999;
+text-decoration:none;margin-left:.3em;font-size:.8em}@media (max-width:600px){body{margin:1em auto}th,td{font-size:12px}}"""
 
 
-def _png(fig: Any) -> str:
-    """A matplotlib figure as an <img> data URI (the figure is closed)."""
+def _png(fig: Any, alt: str) -> str:
+    """A matplotlib figure as an <img> data URI with its alt text (the figure is closed)."""
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
-    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
 def _pyplot() -> Any:
@@ -79,44 +81,72 @@ def _pyplot() -> Any:
     return plt
 
 
-def ipc_plot(dataset: str, summary: pd.DataFrame) -> str:
-    """Accuracy against IPC for each method on the dataset's standard cards (first arch, log-scaled IPC)."""
+def ipc_plot(dataset: str, summary: pd.DataFrame, pub: dict) -> str:
+    """Accuracy against IPC for each method on the dataset's standard cards (first arch, log-scaled IPC, a tick at
+    every IPC), with the published numbers of the same method and card as hollow markers."""
     plt = _pyplot()
     points: dict[str, list[tuple[int, float, float]]] = {}
+    published: dict[str, list[tuple[int, float]]] = {}
     for protocol in summary["protocol"].unique():
         card = load_protocol(protocol)
-        if card.dataset != dataset or len(card.archs) > 1 or card.kind != "supervised":
+        if card.dataset != dataset or len(card.archs) > 1 or card.kind != "supervised" or card.labels != "hard":
             continue
-        part = summary[(summary["protocol"] == protocol) & (summary["arch"] == card.archs[0])]
+        part = summary[(summary["protocol"] == protocol) & (summary["arch"] == card.archs[0])
+                       & (summary["precision"] == card.precision)]
         for r in part.itertuples():
             points.setdefault(r.method, []).append((card.ipc, r.mean, r.std))
+            p = pub.get((protocol, r.method, "", ""))
+            if p is not None:
+                published.setdefault(r.method, []).append((card.ipc, p.accuracy))
     if not points:
         return ""
     fig, ax = plt.subplots(figsize=(6, 4))
-    for method, pts in sorted(points.items()):
+    for i, (method, pts) in enumerate(sorted(points.items())):
         pts.sort()
-        ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3, label=method)
+        colour = f"C{i % 10}"
+        ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3, label=method,
+                    color=colour)
+        if method in published:
+            xs, ys = zip(*sorted(published[method]))
+            ax.scatter(xs, ys, marker="D", facecolors="none", edgecolors=colour, s=45,
+                       label=f"{method} (published)")
+    ipcs = sorted({p[0] for pts in points.values() for p in pts})
     ax.set_xscale("log")
+    ax.set_xticks(ipcs, [str(i) for i in ipcs])
+    ax.minorticks_off()
     ax.set_xlabel("images per class")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"{dataset}: accuracy against IPC")
+    ax.set_title(f"{dataset}: accuracy against IPC (hollow: published)")
     ax.legend(fontsize=8)
-    return _png(fig)
+    methods = ", ".join(sorted(points))
+    return _png(fig, f"{dataset}: test accuracy against images per class ({', '.join(map(str, ipcs))}) for {methods}; "
+                     "hollow diamonds are published numbers")
 
 
-def heatmap(card: ProtocolCard, part: pd.DataFrame) -> str:
-    """Method × arch mean accuracy as a heat-map with the values written in."""
+def heatmap(card: ProtocolCard, part: pd.DataFrame, order: list[str]) -> str:
+    """Method × arch mean accuracy as a heat-map: rows in rank order, the value written in each cell in a colour that
+    reads on it, "—" where a method has no rows for an arch."""
     plt = _pyplot()
     table = part.pivot_table(index="method", columns="arch", values="mean", aggfunc="max").reindex(columns=list(card.archs))
-    fig, ax = plt.subplots(figsize=(1.6 * len(card.archs) + 2, 0.6 * len(table) + 1.5))
-    image = ax.imshow(table.to_numpy(dtype=float), cmap="viridis", aspect="auto")
+    table = table.reindex([m for m in order if m in table.index] + [m for m in table.index if m not in order])
+    values = table.to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(1.7 * len(card.archs) + 3, 0.6 * len(table) + 2))
+    image = ax.imshow(values, cmap="viridis", aspect="auto")
     ax.set_xticks(range(len(table.columns)), [str(c) for c in table.columns], rotation=30, ha="right")
     ax.set_yticks(range(len(table.index)), [str(i) for i in table.index])
-    for (i, j), value in pd.DataFrame(table.to_numpy(dtype=float)).stack().items():
-        ax.text(j, i, f"{value:.1f}", ha="center", va="center", color="white", fontsize=9)
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            value = values[i, j]
+            if value != value:
+                ax.text(j, i, "—", ha="center", va="center", color="black", fontsize=10)
+                continue
+            r, g, b, _ = image.cmap(image.norm(value))
+            ink = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"  # readable on light and dark cells
+            ax.text(j, i, f"{value:.1f}", ha="center", va="center", color=ink, fontsize=9)
     fig.colorbar(image, ax=ax, label="accuracy (%)")
-    ax.set_title(f"{card.id}: method × arch")
-    return _png(fig)
+    ax.set_title(f"{card.id}: method × arch (rows in rank order)")
+    fig.tight_layout()
+    return _png(fig, f"{card.id}: heat-map of mean accuracy per method (rows, in rank order) and architecture (columns)")
 
 
 def image_grid(dset: DistilledSet) -> str:
@@ -136,7 +166,8 @@ def image_grid(dset: DistilledSet) -> str:
     ax.imshow(grid.squeeze() if grid.shape[2] == 1 else grid, cmap="gray" if grid.shape[2] == 1 else None)
     ax.axis("off")
     ax.set_title(f"set {dset.set_id}", fontsize=9)
-    return _png(fig)
+    return _png(fig, f"{len(picked)} images of {dset.method}'s set {dset.set_id} ({dset.dataset}, IPC {dset.ipc}), "
+                     "one row per class, in pixel space")
 
 
 def find_sets(dirs: Iterable[Path], wanted: set[str]) -> dict[str, Path]:
@@ -156,7 +187,17 @@ def find_sets(dirs: Iterable[Path], wanted: set[str]) -> dict[str, Path]:
 
 
 def _table_html(headers: list[str], rows: list[list[Any]]) -> str:
-    return pd.DataFrame(rows, columns=headers).to_html(index=False, escape=True, classes="sortable", border=0)
+    """A sortable table in its own horizontally scrolling container; every cell escaped, a (text, href) cell a link."""
+    def td(value: Any) -> str:
+        if isinstance(value, tuple):
+            text, href = value
+            return f'<td><a href="{html.escape(str(href))}">{html.escape(str(text))}</a></td>'
+        return f"<td>{html.escape(str(value))}</td>"
+
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(td(v) for v in row) + "</tr>" for row in rows)
+    return f'<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
 
 
 PAPER_IPCS = (1, 10, 50)
@@ -193,7 +234,7 @@ def paper_table(dataset: str, summary: pd.DataFrame, seeds: dict, pub: dict, cit
     head = "".join(f"<th>IPC {ipc}</th>" for ipc in PAPER_IPCS)
     body = "".join(f"<tr><td>{html.escape(m)}</td>" + "".join(f"<td>{cells[m].get(ipc, '—')}</td>" for ipc in PAPER_IPCS) + "</tr>"
                    for m in sorted(cells, key=lambda m: -best[m]))
-    return (f"<h2 id=\"{html.escape(dataset)}-summary\">{html.escape(dataset)}: method × images per class</h2>"
+    return (_heading(f"{dataset}-summary", f"{dataset}: method × images per class") +
             "<p class=\"note\">Each cell: mean ± std over the card's seeds and the method's rank group on that card (methods "
             "in one group are tied within noise); under it, the published number and whether we reproduced it.</p>"
             f"<div class=\"scroll\"><table class=\"paper\"><thead><tr><th>method</th>{head}</tr></thead><tbody>{body}"
@@ -227,12 +268,40 @@ def cost_plots(card: ProtocolCard, part: pd.DataFrame, costs: pd.DataFrame) -> s
         ax.set_xlabel(label)
         ax.set_ylabel("test accuracy (%)")
     fig.suptitle(f"{card.id}: accuracy against cost and storage (dotted: the bytes of the real images at this IPC)", fontsize=9)
-    return _png(fig)
+    return _png(fig, f"{card.id}: test accuracy against the device-seconds to make each set and the bytes it stores, "
+                     "Pareto front marked")
 
 
 def _page(title: str, body: str) -> str:
-    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{_STYLE}</style></head><body>{body}<script>{_SORT_SCRIPT}</script></body></html>")
+    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>{body}<script>{_SORT_SCRIPT}</script>"
+            "</body></html>")
+
+
+def _heading(anchor: str, text: str) -> str:
+    """An <h2> with its own anchor and a link to it."""
+    a = html.escape(anchor)
+    return f'<h2 id="{a}">{html.escape(text)}<a class="anchor" href="#{a}" aria-label="link to {a}">¶</a></h2>'
+
+
+def methods_section(rows: list[dict[str, Any]]) -> str:
+    """Each method shown: a link to its paper and to its code (where registered), and when its rows were added."""
+    from ddbench.distill.registry import METHODS
+
+    dates: dict[str, list[str]] = {}
+    for r in rows:
+        if not r.get("external"):
+            dates.setdefault(r["method"], []).append(str(r.get("timestamp", ""))[:10])
+    items = []
+    for name in sorted(dates):
+        cls = METHODS.get(name) if name in METHODS else None
+        links = [f'<a href="{html.escape(url)}">{label}</a>' for label, url in
+                 (("paper", getattr(cls, "paper", "")), ("code", getattr(cls, "code", ""))) if url]
+        days = sorted(d for d in dates[name] if d)
+        when = f"rows added {days[0]}" + (f" to {days[-1]}" if days and days[-1] != days[0] else "") if days else ""
+        items.append(f"<li><b>{html.escape(name)}</b>: {' · '.join(links) or 'a baseline'}{' · ' + when if when else ''}</li>")
+    return f"{_heading('methods', 'Methods')}<ul>{''.join(items)}</ul>" if items else ""
 
 
 def build_site(store: ResultStore, out: str | Path, set_dirs: Iterable[str | Path] = ()) -> list[Path]:
@@ -251,12 +320,12 @@ def build_site(store: ResultStore, out: str | Path, set_dirs: Iterable[str | Pat
     for r in sorted(rows, key=lambda r: r.get("seed", 0)):
         by_row.setdefault((r["protocol"], r["method"], r["run_id"]), []).append(r.get("set_id") or "")
     datasets = sorted({load_protocol(p).dataset for p in summary["protocol"].unique()}) if not summary.empty else []
-    written = []
+    written, missing = [], set()
     for dataset in datasets:
         cites = Citations(recipes)
         body = [f"<p><a href=\"index.html\">ddbench leaderboard</a></p><h1>{html.escape(dataset)}</h1>",
                 paper_table(dataset, summary, seeds, pub, cites, same)]
-        plots = ["<h2>Plots</h2>", ipc_plot(dataset, summary)]
+        plots = [_heading(f"{dataset}-plots", "Plots"), ipc_plot(dataset, summary, pub)]
         for protocol in sorted(p for p in summary["protocol"].unique() if load_protocol(p).dataset == dataset):
             card = load_protocol(protocol)
             part = summary[summary["protocol"] == protocol]
@@ -268,29 +337,40 @@ def build_site(store: ResultStore, out: str | Path, set_dirs: Iterable[str | Pat
                 cost = costs[costs["protocol"] == protocol].set_index(["method", "run_id"])
                 headers = [*headers, "make cost (device-s)", "distill peak memory (MB)", "storage"]
                 table = [[*row, *_cost_cells(cost, row[headers.index("method")], row[headers.index("run")])] for row in table]
-            body += [f"<h2 id=\"{html.escape(protocol)}\">{html.escape(protocol)}</h2>",
+            body += [_heading(protocol, protocol),
                      f"<p class=\"note\">{html.escape(card.description)} · card v{card.version} <code>{card.hash}</code></p>",
                      _table_html(headers, table)]
-            plots.append(heatmap(card, part) if matrix else cost_plots(card, part, costs))
+            order = [row[1] for row in table if not str(row[1]).endswith("(published)")]
+            plots.append(heatmap(card, part, order) if matrix else cost_plots(card, part, costs))
             grids = []
             for method, run_id in part[["method", "run_id"]].drop_duplicates().itertuples(index=False):
                 path = next((sets[i] for i in by_row.get((protocol, method, run_id), []) if i in sets), None)
                 if path is not None:
                     grids.append(f"<figure>{image_grid(DistilledSet.load(path))}<figcaption>{html.escape(method)}</figcaption></figure>")
+                elif not method.endswith(" (external)"):
+                    missing.add((protocol, method))
             plots += grids
-        body += plots
+        body += [*plots, methods_section([r for r in rows if load_protocol(r["protocol"]).dataset == dataset])]
         if cites.numbers:
             body += ["<h2>Sources of published numbers</h2><ol>", *[f"<li>{html.escape(t)}</li>" for t in cites.texts()], "</ol>"]
         page = out / f"{dataset}.html"
         _write(page, _page(f"ddbench — {dataset}", "\n".join(body)))
         written.append(page)
     links = "".join(f"<li><a href=\"{html.escape(d)}.html\">{html.escape(d)}</a></li>" for d in datasets) or "<li>No results yet.</li>"
-    overview = _table_html(["dataset", "card", "methods", "leader", "accuracy"], _leaders(summary)) if not summary.empty else ""
+    if missing:  # said loudly: a rebuild elsewhere would otherwise silently lose the committed pages' image grids
+        log.warning("the site shows no image grid for %d ranked set(s) (e.g. %s on %s): their files were not found under "
+                    "%s; pass --sets DIR with the sets to keep them", len(missing), *sorted(missing)[0][::-1],
+                    ", ".join(map(str, set_dirs)) or "no --sets folder")
+    overview = (_table_html(["dataset", "card", "methods", "leader", "ranked by"], leaders(summary)) if not summary.empty else "")
     note = (f"<p class=\"note\">{dropped} row(s) from quick cards, older card versions, shortened recipes, snapshots or "
             "partial data are not shown.</p>")
+    latest = max((str(r.get("timestamp", ""))[:10] for r in rows), default="")
     index = _page("ddbench leaderboard", "<h1>ddbench leaderboard</h1><p>Final-epoch test accuracy (%), mean ± std over "
-                  f"evaluation seeds, from <code>{html.escape(store.path.name)}</code>. Click a column to sort.</p>"
-                  f"<ul>{links}</ul>{overview}{note if dropped else ''}")
+                  f"evaluation seeds, from <code>{html.escape(store.path.name)}</code>"
+                  f"{f' (newest row {html.escape(latest)})' if latest else ''}. Click a column to sort. A leader is the "
+                  "best full run (the card's seed count; every arch on a cross-arch card), shown with the number it is "
+                  "ranked by.</p>"
+                  f"<ul>{links}</ul>{overview}{note if dropped else ''}{methods_section(rows)}")
     _write(out / "index.html", index)
     return [out / "index.html", *written]
 
@@ -306,15 +386,23 @@ def _cost_cells(cost: pd.DataFrame, method: str, run_id: str) -> list[str]:
             storage_cell(float(c["total_bytes"]), float(c["real_bytes"]), bool(c["labels_outweigh_images"]))]
 
 
-def _leaders(summary: pd.DataFrame) -> list[list[Any]]:
-    """Per card: how many methods have rows and the best mean (on a cross-arch card, on its first arch)."""
+def leaders(summary: pd.DataFrame) -> list[list[Any]]:
+    """Per card: how many methods have rows, the leader and the number it is ranked by: the mean over the card's seeds
+    (single-arch cards) or over its archs (cross-arch cards). Only full runs (the card's seed count, every arch) lead."""
     rows = []
     for protocol in sorted(summary["protocol"].unique()):
         card = load_protocol(protocol)
-        part = summary[(summary["protocol"] == protocol) & (summary["arch"] == card.archs[0]) & (summary["task"] == "")]
-        best = part.sort_values("mean", ascending=False).head(1)
-        leader = [best["method"].iloc[0], f"{best['mean'].iloc[0]:.2f}"] if len(best) else ["—", "—"]
-        rows.append([card.dataset, protocol, summary[summary["protocol"] == protocol]["method"].nunique(), *leader])
+        part = summary[(summary["protocol"] == protocol) & (summary["task"] == "") & (summary["precision"] == card.precision)]
+        scored = []
+        for (method, run_id), group in part.groupby(["method", "run_id"], sort=False):
+            by_arch = {r.arch: r for r in group.itertuples()}
+            if all(a in by_arch and int(by_arch[a].n) >= card.seeds for a in card.archs):
+                scored.append((sum(by_arch[a].mean for a in card.archs) / len(card.archs), method))
+        what = "mean over archs" if len(card.archs) > 1 else "mean"
+        best = max(scored) if scored else None
+        leader = [best[1], f"{best[0]:.2f} ({what})"] if best else ["— (no full run yet)", "—"]
+        link = f"{card.dataset}.html#{protocol}"
+        rows.append([card.dataset, (protocol, link), part["method"].nunique(), *leader])
     return rows
 
 
