@@ -65,6 +65,8 @@ class MKDT(Method):
                    "lr_img": 1000.0, "lr_labels": 1.0, "lr_lr": 1e-4, "lr_teacher": 0.1, "batch_syn": 256,
                    "checkpoint": False}  # checkpoint: recompute each unrolled step in the backward pass
     runtime_cfg = frozenset({"checkpoint"})
+    limits = {"iterations": (1, None), "syn_steps": (1, None), "expert_epochs": (1, None), "max_start_epoch": (0, None),
+              "lr_img": (0, None), "lr_labels": (0, None), "lr_lr": (0, None), "lr_teacher": (0, None), "batch_syn": (1, None)}
     protocol_cfg = {
         "cifar10-ssl-2pct": _budget(5000, 40, 2, 1e3), "cifar100-ssl-2pct": _budget(5000, 40, 2, 1e3),
         "cifar10-ssl-5pct": _budget(5000, 40, 5, 1e4), "cifar100-ssl-5pct": _budget(5000, 40, 5, 1e4),

@@ -66,6 +66,9 @@ class MTT(Method):
         "checkpoint": False,  # recompute each unrolled step in the backward pass: one parameter vector kept per step
     }
     runtime_cfg = frozenset({"checkpoint"})
+    limits = {"iterations": (1, None), "num_experts": (1, None), "expert_train_epochs": (1, None), "expert_batch": (1, None),
+              "syn_steps": (1, None), "expert_epochs": (1, None), "max_start_epoch": (0, None), "lr_img": (0, None),
+              "lr_lr": (0, None), "lr_teacher": (0, None), "expert_lr": (0, None), "batch_syn": (0, None)}
     protocol_cfg = {
         "cifar10-ipc1": _table(50, 2, 2, 1000.0, 1e-7, True),
         "cifar10-ipc10": _table(30, 2, 20, 1000.0, 1e-5, True),  # table: lr_img 1e5, a typo (issue #31)

@@ -279,7 +279,7 @@ def read_card(name_or_path: str, params_for: ParamsFor) -> ProtocolCard:
     if name_or_path.endswith(".toml") and path.is_file():
         return _read(path.read_text(), str(path), params_for)
     card_file = _cards_dir() / f"{name_or_path}.toml"
-    if not card_file.is_file():
+    if not _ID.match(name_or_path) or not card_file.is_file():  # an id names a built-in card, never a path (../x)
         shown = name_or_path if len(name_or_path) <= 80 else name_or_path[:77] + "..."
         hint = suggest(name_or_path, list_protocols())
         if not hint:

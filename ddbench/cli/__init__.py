@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from typing import Sequence
 
@@ -36,6 +37,16 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
+LONG = re.compile(r"\S{121,}")
+
+
+def shorten(message: str, limit: int = 2000) -> str:
+    """One readable line: any run of 121+ non-blank characters (a pasted blob, a 2 MB name) cut to its first 100 with
+    its length, newlines flattened, the whole capped at `limit` characters."""
+    message = LONG.sub(lambda m: f"{m.group(0)[:100]}…({len(m.group(0))} chars)", " ".join(message.split()))
+    return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ddbench import __version__
 
@@ -55,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return args.func(args)
     except DDBenchError as exc:
-        print(f"ddbench: error: {exc}", file=sys.stderr)
+        print(f"ddbench: error: {shorten(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ddbench: interrupted; finished rows are saved, run the same command again to resume", file=sys.stderr)

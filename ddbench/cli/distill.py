@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ddbench.core.paths import atomic_write, user_cache_root
+    from ddbench.core.paths import atomic_write, check_output_file, user_cache_root
     from ddbench.core.provenance import pick_device
     from ddbench.distill.registry import create_method
     from ddbench.kinds import load_protocol
@@ -32,6 +32,9 @@ def run(args: argparse.Namespace) -> int:
     from ddbench.sweep.build import build_distill_sweep, plan
     from ddbench.sweep.evaluate import EvalOptions, set_cache_path, snapshot_path
 
+    if args.seed < 0:
+        raise DDBenchError(f"--seed must be 0 or more, got {args.seed}")
+    check_output_file(args.out)  # before any work
     card = load_protocol(args.protocol)
     method = create_method(args.method, **common.parse_cfg(args.cfg))
     snapshots = _parse_snapshots(args.snapshots)

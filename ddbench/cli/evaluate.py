@@ -44,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
     common.check_bounds(args)
     cfg = common.parse_cfg(args.cfg)
     if args.teacher:
+        from ddbench.engine.teacher import read_teacher_state
+
+        read_teacher_state(args.teacher)  # a bad checkpoint is refused before any method runs
         cfg["teacher"] = args.teacher
     methods = common.methods(args.method, cfg) if args.method else []
     if args.method and not methods:

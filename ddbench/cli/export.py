@@ -17,9 +17,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ddbench.core.paths import check_output_dir, check_output_file
     from ddbench.interop import export_set
     from ddbench.store.distilled import DistilledSet
 
+    out = Path(args.out)
+    check_output_file(out) if args.format == "tensors" and out.suffix == ".pt" else check_output_dir(out)
     written = export_set(DistilledSet.load(args.set), args.format, args.out)
     print(f"wrote {len(written)} file(s) under {args.out}")
     return 0

@@ -18,8 +18,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ddbench.core.paths import check_output_file
     from ddbench.interop import import_set
 
+    check_output_file(args.out)  # before reading anything
     dset = import_set(args.src, common.import_options(args, args.dataset))
     path = dset.save(args.out)
     print(f"wrote {path}: {len(dset.images)} images {'×'.join(map(str, dset.image_shape))}, {dset.label_mode} labels, "

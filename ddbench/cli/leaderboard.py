@@ -20,13 +20,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ddbench.core.paths import default_results_dir
+    from ddbench.core.paths import check_output_dir, check_output_file, default_results_dir
     from ddbench.publish.leaderboard import publish, render
     from ddbench.store.results import ResultStore
 
-    if args.html:  # an optional dependency is checked before anything is written
+    if args.out:
+        check_output_file(args.out)
+    if args.html:  # the target and an optional dependency are checked before anything is written
         from ddbench.publish.site import _pyplot
 
+        check_output_dir(args.html)
         _pyplot()
     store = ResultStore(args.results or default_results_dir())
     if not store.path.is_file():

@@ -35,7 +35,11 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.method) == bool(args.distilled):
         raise DDBenchError("robustness takes exactly one of --method NAME or --distilled PATH")
-    (card,) = common.protocols([args.protocol])
+    cards = common.protocols([args.protocol])
+    if len(cards) != 1:
+        raise DDBenchError(f"robustness scores one card; --protocol '{args.protocol}' matches {len(cards)} "
+                           f"({', '.join(c.id for c in cards[:5])}{', ...' if len(cards) > 5 else ''})")
+    (card,) = cards
     card = card.with_overrides(epochs=args.epochs)
     opts = common.options(args)
     opts.external = bool(args.distilled)

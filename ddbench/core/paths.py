@@ -28,7 +28,10 @@ def _shareable(fd_or_path: int | str | os.PathLike) -> None:
 def user_cache_root() -> Path:
     """The root of ddbench's caches: $DDBENCH_CACHE, else $XDG_CACHE_HOME/ddbench, else ~/.cache/ddbench."""
     if env := os.environ.get("DDBENCH_CACHE"):
-        return Path(env).expanduser()
+        root = Path(env).expanduser()
+        if root.exists() and not root.is_dir():
+            raise DDBenchError(f"DDBENCH_CACHE={env} is {describe_kind(root)}, not a folder; point it at a folder (or unset it)")
+        return root
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base).expanduser() / "ddbench"
 
@@ -58,13 +61,72 @@ def default_results_dir() -> Path:
     return Path(base).expanduser() / "ddbench" / "results"
 
 
+def describe_kind(path: Path) -> str:
+    """What is at `path`, in words: a directory, a named pipe, a socket, a device, a symbolic link loop, a file."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return "a broken or looping symbolic link" if path.is_symlink() else "nothing"
+    for test, word in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return word
+    return "a file"
+
+
+def check_input_file(path: str | os.PathLike, what: str = "file") -> Path:
+    """Refuse, with one line, an input that is missing, or is not a regular file (a directory, a named pipe that would
+    block the read, a socket, a device, a symbolic link loop)."""
+    path = Path(path)
+    kind = describe_kind(path)
+    if kind == "nothing":
+        raise DDBenchError(f"{what} {path} does not exist")
+    if kind != "a file":
+        raise DDBenchError(f"{what} {path} is {kind}, not a regular file")
+    return path
+
+
+def _existing_ancestor(path: Path) -> Path:
+    probe = path.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return probe
+
+
+def check_output_file(path: str | os.PathLike) -> Path:
+    """Refuse, with one line and before any work, an output file path that names a directory, a pipe or another
+    non-file, or lies under a file."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise DDBenchError(f"output {path} is {describe_kind(path)}, not a file; give a file path")
+    if path.is_symlink() and not path.exists():
+        raise DDBenchError(f"output {path} is {describe_kind(path)}")
+    ancestor = _existing_ancestor(path)
+    if not ancestor.is_dir():
+        raise DDBenchError(f"output {path}: {ancestor} is {describe_kind(ancestor)}, not a folder")
+    return path
+
+
+def check_output_dir(path: str | os.PathLike) -> Path:
+    """Refuse, with one line and before any work, an output folder path that names a file or lies under one."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise DDBenchError(f"output folder {path} is {describe_kind(path)}, not a folder")
+    ancestor = _existing_ancestor(path)
+    if not ancestor.is_dir():
+        raise DDBenchError(f"output folder {path}: {ancestor} is {describe_kind(ancestor)}, not a folder")
+    return path
+
+
 @contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator:
     """Write to a temporary file beside `path` and rename it into place only on success.
 
     A crash or an exception leaves either the old file or nothing: never half a file.
     """
-    path = Path(path)
+    path = check_output_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     _shareable(fd)
@@ -90,6 +152,7 @@ class _AtomicPath:
         self.tmp: Path | None = None
 
     def __enter__(self) -> Path:
+        check_output_file(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".part")
         _shareable(fd)
@@ -100,7 +163,11 @@ class _AtomicPath:
     def __exit__(self, exc_type, exc, tb) -> None:
         assert self.tmp is not None
         if exc_type is None:
-            _shareable(self.tmp)  # a library may have replaced the file we made
-            os.replace(self.tmp, self.path)
+            try:
+                _shareable(self.tmp)  # a library may have replaced the file we made
+                os.replace(self.tmp, self.path)
+            except BaseException:
+                self.tmp.unlink(missing_ok=True)  # no .part file survives a failure
+                raise
         else:
             self.tmp.unlink(missing_ok=True)

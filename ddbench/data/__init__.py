@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["ImageDataset", "Splits", "load_dataset", "list_datasets", "dataset_status", "prepare_dataset", "get_spec"]
 
+MEAN_TOLERANCE = 0.1  # per channel, in [0, 1] pixels: the field's constants vs a true copy differ by < 0.06 (Tiny-ImageNet)
 _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 _BUILTIN: list[DatasetSpec] = [
@@ -141,6 +142,14 @@ def load_dataset(name: str, data_root: str | Path | None = None, use_cache: bool
                     "both): rows made on it are marked non-standard and never published", spec.name, where,
                     len(splits.x_train), len(splits.x_test), spec.expected.train, spec.expected.test)
     mean, std = (spec.mean, spec.std) if spec.mean else channel_stats(splits.x_train)
+    if spec.mean and complete:  # plausibility: a copy whose pixels are not the dataset's (inverted, rescaled) is no copy
+        measured = channel_stats(splits.x_train)[0]
+        off = max(abs(a - b) for a, b in zip(measured, spec.mean))
+        if off > MEAN_TOLERANCE:
+            log.warning("%s: %s has per-channel pixel means %s, %.2f from the dataset's %s: not a standard copy (inverted or "
+                        "rescaled?); rows made on it are marked non-standard and never published", spec.name, where,
+                        tuple(round(m, 4) for m in measured), off, spec.mean)
+            complete = False
     if len(mean) != splits.x_train.shape[-1]:
         raise DDBenchError(f"{spec.name}: {where} has {splits.x_train.shape[-1]} channels, expected {len(mean)}")
     fingerprint = data_fingerprint(splits.x_train, splits.y_train, splits.x_test, splits.y_test)

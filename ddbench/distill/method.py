@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -104,6 +105,8 @@ class Method:
     paper: ClassVar[str] = ""  # the paper's address (the site links each method to its paper and code)
     code: ClassVar[str] = ""  # the reference code's address
     runtime_cfg: ClassVar[frozenset[str]] = frozenset()  # options that change speed or memory, never the result
+    # option -> (lowest, highest) allowed (None: unbounded); every float option must also be finite
+    limits: ClassVar[dict[str, tuple[float | None, float | None]]] = {}
 
     def __init__(self, **cfg: Any) -> None:
         unknown = set(cfg) - set(self.default_cfg)
@@ -111,6 +114,19 @@ class Method:
             known = ", ".join(sorted(self.default_cfg)) or "none"
             raise DDBenchError(f"method '{self.name}' has no option(s) {', '.join(sorted(unknown))}; its options: {known}")
         self.user_cfg = {k: _coerce(v, self.default_cfg[k], k, self.name) for k, v in cfg.items()}
+        self.check_config(self.user_cfg)
+
+    def check_config(self, cfg: dict[str, Any]) -> None:
+        """Refuse, before any artefact is built, an option outside its range or a non-finite number (one line)."""
+        for key, value in cfg.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise DDBenchError(f"method '{self.name}': option {key}={value} must be a finite number")
+            low, high = self.limits.get(key, (None, None))
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                if (low is not None and value < low) or (high is not None and value > high):
+                    bounds = f"{'' if low is None else f'≥ {low:g}'}{' and ' if low is not None and high is not None else ''}" \
+                             f"{'' if high is None else f'≤ {high:g}'}"
+                    raise DDBenchError(f"method '{self.name}': option {key}={value} must be {bounds}")
 
     def config_for(self, card: ProtocolCard) -> dict[str, Any]:
         cfg = dict(self.default_cfg)
@@ -118,6 +134,7 @@ class Method:
             if fnmatch.fnmatch(card.id, pattern):
                 cfg.update(overrides)
         cfg.update(self.user_cfg)
+        self.check_config(cfg)
         return cfg
 
     def sets_per_seed(self, card: ProtocolCard) -> bool:

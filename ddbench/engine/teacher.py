@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ddbench.core.errors import DDBenchError
-from ddbench.core.paths import atomic_path
+from ddbench.core.paths import atomic_path, check_input_file
 from ddbench.data import ImageDataset
 from ddbench.data.space import ImageSpace
 from ddbench.engine.barlow import BarlowRecipe, train_barlow
@@ -65,10 +65,10 @@ def _from_barlow_layout(state: dict[str, torch.Tensor], path: Path) -> dict[str,
     return out
 
 
-def load_teacher(path: str | Path, in_chans: int, img_size: int, stem_padding: int = 2) -> nn.Module:
-    path = Path(path)
-    if not path.is_file():
-        raise DDBenchError(f"teacher checkpoint {path} does not exist")
+def read_teacher_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """A teacher checkpoint's state dict, refused with one line unless it is a regular file of plain tensors (checked
+    before any work: `ddbench evaluate --teacher` calls it first)."""
+    path = check_input_file(path, "teacher checkpoint")
     try:
         state = load_file(str(path)) if path.suffix == ".safetensors" else torch.load(path, map_location="cpu", weights_only=True)
     except PermissionError:
@@ -83,6 +83,12 @@ def load_teacher(path: str | Path, in_chans: int, img_size: int, stem_padding: i
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise DDBenchError(f"teacher checkpoint {path} is not a state dict (names → tensors)")
+    return state
+
+
+def load_teacher(path: str | Path, in_chans: int, img_size: int, stem_padding: int = 2) -> nn.Module:
+    path = Path(path)
+    state = read_teacher_state(path)
     model = teacher_network(in_chans, img_size, stem_padding)
     if any(k.startswith("f.") for k in state):
         state = _from_barlow_layout(state, path)

@@ -59,6 +59,8 @@ def _images_and_space(source: sources.Source, opts: ImportOptions, train: ImageD
                       assumptions: dict[str, object]) -> tuple[torch.Tensor, ImageSpace]:
     images = source.images
     want = (train.channels, *train.image_size)
+    if images.dim() >= 1 and len(images) == 0:
+        raise DDBenchError(f"{opts.format} source holds no images")
     if images.dim() != 4 or tuple(images.shape[1:]) != want:
         raise DDBenchError(f"images are {tuple(images.shape)}; {train.name} needs (N, {', '.join(map(str, want))}) "
                            "— is --dataset right?")
@@ -66,7 +68,11 @@ def _images_and_space(source: sources.Source, opts: ImportOptions, train: ImageD
     if "mean" in source.notes and opts.normalize is None:  # a tensors file that states its space (ddbench's export)
         zca = None
         if "zca_transform" in source.notes:
-            zca = ZCA(source.notes["zca_mean"].float(), source.notes["zca_transform"].float(), float(source.notes.get("zca_eps", 0.1)))
+            try:
+                eps = float(source.notes.get("zca_eps", 0.1))
+            except (TypeError, ValueError, RuntimeError):
+                raise DDBenchError("the file's zca_eps is not a number") from None
+            zca = ZCA(source.notes["zca_mean"].float(), source.notes["zca_transform"].float(), eps)
         space = ImageSpace(tuple(float(v) for v in source.notes["mean"]), tuple(float(v) for v in source.notes["std"]), zca)
         assumptions["normalisation"] = "as stated in the file"
         return images.float(), space

@@ -13,9 +13,11 @@ import numpy as np
 import torch
 
 from ddbench.core.errors import DDBenchError
+from ddbench.core.paths import check_input_file, describe_kind
 from ddbench.data.base import to_nchw
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+MAX_IMAGE_PIXELS = 1024 * 1024  # headers are read before pixels: a file claiming more is refused without decoding it
 
 
 @dataclass
@@ -40,8 +42,7 @@ def sha256(path: Path) -> str:
 
 def load_tensors(path: Path) -> Any:
     """A tensor file's contents (tensors, lists, dicts, numbers), refusing anything that needs code to unpickle."""
-    if not path.is_file():
-        raise DDBenchError(f"{path}: no such file")
+    check_input_file(path, "source file")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -174,6 +175,16 @@ def read_tensors(src: Path) -> Source:
         kind = str(blob.get("label_mode", "")) or ("probs" if _is_distribution(labels) else "logits")
         kind = {"soft": "probs", "regression": "targets"}.get(kind, kind)
     notes = {k: blob[k] for k in ("mean", "std", "zca_mean", "zca_transform", "zca_eps") if k in blob}
+    for key in ("mean", "std"):
+        if key in notes:
+            value = notes[key]
+            if not isinstance(value, (torch.Tensor, list, tuple)) or (isinstance(value, torch.Tensor) and value.dim() != 1) or \
+                    not all(isinstance(v, (int, float)) or isinstance(v, torch.Tensor) and v.numel() == 1 for v in value):
+                raise DDBenchError(f"{src}: '{key}' must be a list or 1-d tensor of numbers (one per channel), got "
+                                   f"{type(value).__name__}")
+    for key in ("zca_mean", "zca_transform"):
+        if key in notes and not isinstance(notes[key], torch.Tensor):
+            raise DDBenchError(f"{src}: '{key}' must be a tensor, got {type(notes[key]).__name__}")
     return Source(images, labels, kind, lr, files, notes)
 
 
@@ -201,12 +212,18 @@ def read_folder(src: Path, class_names: list[str]) -> Source:
     images, labels = [], []
     for folder in folders:
         for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+            kind = describe_kind(path)
+            if kind != "a file":  # a named pipe would block the read forever; a directory or a link loop cannot be read
+                raise DDBenchError(f"{path}: is {kind}, not an image file")
             files[f"{folder.name}/{path.name}"] = sha256(path)
             try:
                 with Image.open(path) as im:
+                    if im.width * im.height > MAX_IMAGE_PIXELS:
+                        raise DDBenchError(f"{path}: {im.width}×{im.height} pixels; a distilled image is at most "
+                                           f"{MAX_IMAGE_PIXELS} pixels")
                     array = np.asarray(im.convert("L" if im.mode in ("L", "I;16", "1") else "RGB"))
-            except OSError as exc:
-                raise DDBenchError(f"{path}: not a readable image ({exc})") from None
+            except (OSError, ValueError, Image.DecompressionBombError) as exc:
+                raise DDBenchError(f"{path}: not a readable image ({str(exc)[:160]})") from None
             images.append(array.reshape(array.shape[0], array.shape[1], -1))
             labels.append(index[folder.name])
     if not images:

@@ -115,6 +115,13 @@ class Supervised(ProtocolKind):
 
     def check_labels(self, dset: DistilledSet, card: ProtocolCard, train: ImageDataset) -> None:
         _check_per_class(dset, card)
+        if not len(dset.images):
+            raise DDBenchError(f"the set holds no images; card '{card.id}' trains on at least one image per class")
+        if dset.label_mode == "hard":
+            missing = sorted(set(range(train.num_classes)) - set(dset.labels.tolist()))
+            if missing:
+                raise DDBenchError(f"the set has no image of class(es) {', '.join(map(str, missing[:10]))}"
+                                   f"{' ...' if len(missing) > 10 else ''}; card '{card.id}' needs at least one per class")
         allowed = {"hard": {"hard"}, "soft": {"hard", "soft"}, "regression": {"regression"}}[card.labels]
         if dset.label_mode not in allowed:
             raise DDBenchError(f"card '{card.id}' takes {card.labels} labels; the set has {dset.label_mode} labels")

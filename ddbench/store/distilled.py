@@ -22,7 +22,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ddbench.core.errors import DDBenchError
-from ddbench.core.paths import atomic_path
+from ddbench.core.paths import atomic_path, check_input_file
 from ddbench.core.provenance import code_version
 from ddbench.data.space import ZCA, ImageSpace
 from ddbench.store.rows import LABEL_MODES, LabelMode, json_safe  # noqa: F401  (LABEL_MODES: part of this module's interface)
@@ -33,6 +33,7 @@ MANIFEST_KEY = "ddbench_manifest"
 MAX_MANIFEST_BYTES = 1 << 20  # a manifest is provenance, not payload
 MAX_CONFIG_BYTES = 16 << 10  # method_config is copied into every result row
 MAX_ABS_PIXEL = 1e4  # normalised images live within about ±10; far beyond is a broken set, not a distilled one
+MAX_NAME = 200  # a method name is shown in every table and copied into every row
 MAX_LEARNED_LR = 10.0  # learned step sizes in the field are 1e-4 .. 1; past 10 training only diverges
 
 # Manifest fields and the JSON types they must have (None allowed where the value may be absent).
@@ -73,6 +74,12 @@ class DistilledSet:
         if self.images.dim() != 4:
             raise DDBenchError(f"distilled set: images must be (N, C, H, W), got shape {tuple(self.images.shape)}")
         n = len(self.images)
+        if not self.images.is_floating_point():
+            raise DDBenchError(f"distilled set: images are {self.images.dtype}, not floating point: a set holds images in its "
+                               "normalised space (import uint8 pixels with `ddbench import`, which maps them)")
+        if not isinstance(self.method, str) or not 0 < len(self.method) <= MAX_NAME:
+            raise DDBenchError(f"distilled set: the method name must be 1..{MAX_NAME} characters, got "
+                               f"{len(self.method) if isinstance(self.method, str) else type(self.method).__name__}")
         if self.label_mode not in ("hard", "soft", "regression", "none"):
             raise DDBenchError(f"distilled set: label_mode must be hard, soft, regression or none, got '{self.label_mode}'")
         if self.label_mode == "hard":
@@ -95,6 +102,10 @@ class DistilledSet:
                                f"lie within ±{MAX_ABS_PIXEL:g} (is the set in the wrong space, or broken?)")
         if self.label_mode in ("soft", "regression") and not torch.isfinite(self.labels).all():
             raise DDBenchError(f"distilled set: {self.label_mode} labels contain NaN or infinite values")
+        d = int(self.images[0].numel()) if n else int(torch.tensor(self.images.shape[1:]).prod())
+        if self.space.zca is not None and (tuple(self.space.zca.transform.shape) != (d, d) or tuple(self.space.zca.mean.shape) != (d,)):
+            raise DDBenchError(f"distilled set: the ZCA transform is {tuple(self.space.zca.transform.shape)} with mean "
+                               f"{tuple(self.space.zca.mean.shape)}; images of {d} values need ({d}, {d}) and ({d},)")
         if self.space.zca is not None and not (torch.isfinite(self.space.zca.transform).all()
                                                and torch.isfinite(self.space.zca.mean).all()):
             raise DDBenchError("distilled set: the ZCA transform contains NaN or infinite values")
@@ -170,9 +181,7 @@ class DistilledSet:
 
     @classmethod
     def load(cls, path: str | Path) -> "DistilledSet":
-        path = Path(path)
-        if not path.is_file():
-            raise DDBenchError(f"distilled set {path} does not exist")
+        path = check_input_file(path, "distilled set")
         try:
             with safe_open(str(path), framework="pt") as handle:
                 meta = handle.metadata() or {}

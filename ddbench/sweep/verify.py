@@ -43,7 +43,16 @@ class Verdict:
 
 
 def pick_row(store: ResultStore, protocol: str | None, method: str | None, seed: int | None) -> dict[str, Any]:
-    """The first standard row matching the filters (of a registered method, or of a set file)."""
+    """The first standard row matching the filters (of a registered method, or of a set file); a row whose method
+    config is not an object is refused (it cannot be re-run)."""
+    row = _pick(store, protocol, method, seed)
+    if not isinstance(row.get("method_config"), dict):
+        raise DDBenchError(f"the row of {row['method']} seed {row['seed']} on {row['protocol']} has a method_config that is "
+                           f"{type(row.get('method_config')).__name__}, not an object: it cannot be re-run")
+    return row
+
+
+def _pick(store: ResultStore, protocol: str | None, method: str | None, seed: int | None) -> dict[str, Any]:
     for row in store.rows():
         if (record_type(row) == "accuracy" and row.get("protocol_standard") and not row.get("snapshot_step")
                 and (protocol is None or row["protocol"] == protocol)
