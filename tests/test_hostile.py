@@ -64,10 +64,10 @@ def test_a_store_file_that_is_a_symlink_is_never_written_through(tmp_path, capsy
 
 
 def _digits_set(tmp_path):
+    import torch
+
     from ddbench.data.space import ImageSpace
     from ddbench.store.distilled import DistilledSet
-
-    import torch
 
     dset = DistilledSet(images=torch.randn(10, 1, 8, 8), labels=torch.arange(10), label_mode="hard", num_classes=10,
                         dataset="digits", ipc=1, method="test", space=ImageSpace((0.3,), (0.37,)))
