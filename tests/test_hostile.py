@@ -198,3 +198,32 @@ def test_an_inverted_copy_of_mnist_is_not_a_standard_copy(tmp_path, monkeypatch,
     np.savez(tmp_path / "mnist.npz", x_train=255 - d["x_train"], y_train=d["y_train"], x_test=255 - d["x_test"],
              y_test=d["y_test"], class_names=d["class_names"])
     assert load_dataset("mnist", tmp_path).complete is False and "not a standard copy" in caplog.text
+
+
+def test_flags_accumulate_or_refuse_a_repeat_and_cards_must_be_utf8_files(tmp_path, capsys):
+    import re
+
+    from ddbench.cli import build_parser
+
+    lb = str(tmp_path / "lb")
+
+    def tasks(*argv: str) -> int:
+        assert main(["evaluate", *argv, "--plan", "--results", lb]) == 0
+        return int(re.search(r"(\d+) tasks", capsys.readouterr().out).group(1))
+
+    one = tasks("--method", "random", "--protocol", "digits-quick")
+    both = tasks("--method", "random", "--protocol", "digits-quick", "--protocol", "digits-xarch")
+    assert both > one == tasks("--method", "random", "random", "--protocol", "digits-quick")  # both cards; one random
+
+    args = build_parser().parse_args(["evaluate", "--method", "random", "--method", "herding,kcenter", "--protocol", "a", "b",
+                                      "--protocol", "c", "--arch", "x", "--arch", "y,z", "--cfg", "k=1", "--cfg", "j=2"])
+    assert args.method == ["random", "herding,kcenter"] and args.protocol == ["a", "b", "c"]
+    assert args.arch == ["x", "y,z"] and args.cfg == ["k=1", "j=2"]
+    _one_line(capsys, ["evaluate", "--method", "random", "--seeds", "2", "--seeds", "3", "--results", lb], "--seeds given twice")
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes('id = "caf\xe9"\n'.encode("latin-1"))
+    _one_line(capsys, ["evaluate", "--method", "random", "--protocol", str(bad), "--results", lb], "is not valid UTF-8")
+    fifo = tmp_path / "pipe.toml"
+    os.mkfifo(fifo)
+    _one_line(capsys, ["evaluate", "--method", "random", "--protocol", str(fifo), "--results", lb], "is a named pipe")
+    assert not (tmp_path / "lb").exists()

@@ -22,6 +22,7 @@ from typing import Any, Callable, Literal, Union, get_args, get_origin, get_type
 import tomllib
 
 from ddbench.core.errors import DDBenchError
+from ddbench.core.paths import check_input_file
 from ddbench.core.registry import suggest
 from ddbench.engine.recipes import TrainRecipe
 from ddbench.store.rows import LABEL_MODES, LabelMode
@@ -109,6 +110,7 @@ def _cards_dir():
 # Upper bounds on what a card or a flag may ask for: past them a typo (seeds = 100000, epochs 1e12)
 # would fill the disk or never end, so it is refused before any work.
 MAX_SEEDS = 1000
+MAX_CARD_BYTES = 1 << 20
 MAX_EPOCHS = 100_000
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
@@ -237,6 +239,17 @@ def _parse(data: dict[str, Any], origin: str, params_for: ParamsFor) -> Protocol
     return card
 
 
+def _text(path: Path, origin: str) -> str:
+    """A card file's text: a regular file of at most MAX_CARD_BYTES, in UTF-8 (one line otherwise)."""
+    check_input_file(path, "protocol card")
+    if path.stat().st_size > MAX_CARD_BYTES:
+        raise DDBenchError(f"protocol card {origin} is {path.stat().st_size} bytes; a card is at most {MAX_CARD_BYTES}")
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DDBenchError(f"protocol card {origin} is not valid UTF-8 (byte {exc.start})") from None
+
+
 def _toml(text: str, origin: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
@@ -252,7 +265,8 @@ def _with_include(data: dict[str, Any], origin: str, seen: tuple[str, ...] = ())
         return data
     if not isinstance(base_id, str) or base_id in seen or base_id not in list_protocols():
         raise DDBenchError(f"protocol card {origin}: include = {base_id!r} names no built-in card (or includes itself)")
-    base = _with_include(_toml((_cards_dir() / f"{base_id}.toml").read_text(), f"{base_id}.toml"), origin, (*seen, base_id))
+    base = _with_include(_toml(_text(Path(str(_cards_dir() / f"{base_id}.toml")), f"{base_id}.toml"), f"{base_id}.toml"),
+                         origin, (*seen, base_id))
     for key in ("id", "version", "description"):
         base.pop(key, None)
     merged = {**base, **data}
@@ -276,8 +290,8 @@ def read_card(name_or_path: str, params_for: ParamsFor) -> ProtocolCard:
     kind knows: `params_for(kind)` gives the kind's section dataclass. Use ddbench.kinds.load_protocol, which
     also runs the kind's own checks."""
     path = Path(name_or_path)
-    if name_or_path.endswith(".toml") and path.is_file():
-        return _read(path.read_text(), str(path), params_for)
+    if name_or_path.endswith(".toml") and (path.exists() or path.is_symlink()):
+        return _read(_text(path, str(path)), str(path), params_for)
     card_file = _cards_dir() / f"{name_or_path}.toml"
     if not _ID.match(name_or_path) or not card_file.is_file():  # an id names a built-in card, never a path (../x)
         shown = name_or_path if len(name_or_path) <= 80 else name_or_path[:77] + "..."
@@ -286,7 +300,7 @@ def read_card(name_or_path: str, params_for: ParamsFor) -> ProtocolCard:
             close = [n for n in list_protocols() if name_or_path.split("-")[0] in n][:6]
             hint = f"; close: {', '.join(close)}" if close else ""
         raise DDBenchError(f"unknown protocol '{shown}'{hint}; see `ddbench list protocols`")
-    card = _read(card_file.read_text(), card_file.name, params_for)
+    card = _read(_text(Path(str(card_file)), card_file.name), card_file.name, params_for)
     if card.id != name_or_path:
         raise DDBenchError(f"protocol card {card_file.name} declares id '{card.id}'; the id must match the file name")
     return card

@@ -13,9 +13,28 @@ QUICK_NOTE = ("no --protocol given: running the method's quick card 'digits-quic
               "a smoke test, not a leaderboard protocol)")
 
 
+class Once(argparse.Action):
+    """A single-valued option given twice is refused (argparse would keep the last silently)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        seen = getattr(namespace, "_given", set())
+        if self.dest in seen and getattr(namespace, self.dest) != values:
+            parser.error(f"{option_string} given twice ({getattr(namespace, self.dest)!r}, then {values!r}); give it once")
+        seen.add(self.dest)
+        namespace._given = seen
+        setattr(namespace, self.dest, values)
+
+
 class Parser(argparse.ArgumentParser):
+    """One-line errors; an option that takes one value refuses a second (no flag silently drops an earlier value)."""
+
     def error(self, message: str) -> None:  # one line, exit 2
         raise DDBenchError(f"{message} (see `{self.prog} --help`)")
+
+    def add_argument(self, *args, **kwargs):
+        if args and str(args[0]).startswith("--") and kwargs.get("action") in (None, "store") and kwargs.get("nargs") is None:
+            kwargs["action"] = Once
+        return super().add_argument(*args, **kwargs)
 
 
 def log(message: str) -> None:
@@ -116,7 +135,7 @@ def methods(text: str | None, cfg: dict[str, str]) -> list:
     """--method NAME or a comma list. --cfg KEY=VALUE goes to every method, --cfg METHOD.KEY=VALUE to one."""
     from ddbench.distill.registry import create_method
 
-    names = [n.strip().lower() for n in (text or "").split(",") if n.strip()]
+    names = list(dict.fromkeys(n.strip().lower() for n in (text or "").split(",") if n.strip()))
     scoped = {k for k in cfg if "." in k and k.split(".", 1)[0] in names}
     unknown = sorted(k.split(".", 1)[0] for k in cfg if "." in k and k not in scoped)
     if unknown:

@@ -12,10 +12,12 @@ DESCRIPTION = 'evaluate methods or a distilled set under protocol cards, as one 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", help="registered method name(s), comma-separated (see `ddbench list methods`)")
+    p.add_argument("--method", nargs="+", action="extend", help="registered method name(s): repeatable, space- or "
+                                                                  "comma-separated (see `ddbench list methods`)")
     p.add_argument("--distilled", help="path to a distilled set (.safetensors), or with --format a set in another "
                                         "codebase's layout (imported on the fly)")
-    p.add_argument("--protocol", nargs="+", help="card id(s), wildcards or .toml paths (default: the quick digits card)")
+    p.add_argument("--protocol", nargs="+", action="extend", help="card id(s), wildcards or .toml paths; repeatable "
+                                                                    "(default: the quick digits card)")
     p.add_argument("--arch", action="append", help="architecture(s); comma lists and wildcards (default: the card's)")
     p.add_argument("--seeds", type=int, help="number of evaluation seeds, 0..N-1 (default: the card's)")
     p.add_argument("--epochs", type=int, help="shorter recipe for quick checks; rows are marked non-standard")
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
         read_teacher_state(args.teacher)  # a bad checkpoint is refused before any method runs
         cfg["teacher"] = args.teacher
-    methods = common.methods(args.method, cfg) if args.method else []
+    methods = common.methods(",".join(args.method), cfg) if args.method else []
     if args.method and not methods:
         raise DDBenchError("--method needs a name (see `ddbench list methods`)")
     cards = common.protocols(args.protocol)

@@ -15,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="markdown file (default: <results>/LEADERBOARD.md)")
     p.add_argument("--print", action="store_true", help="print instead of writing a file")
     p.add_argument("--html", metavar="DIR", help="also write a static site (index + one page per dataset) into DIR")
-    p.add_argument("--sets", nargs="*", metavar="DIR", help="where to look for the ranked sets' files for the image grids "
+    p.add_argument("--sets", nargs="*", action="extend", metavar="DIR", help="where to look for the ranked sets' files for the image grids "
                     "(default: the cache's sets/ folder)")
 
 
