@@ -206,10 +206,12 @@ def test_every_command_and_option_has_help_and_names_get_suggestions(capsys):
         assert hint in capsys.readouterr().err, argv
 
 
-def test_list_methods_shows_every_methods_options(capsys):
+def test_list_methods_names_where_the_options_are_and_shows_them(capsys):
     assert main(["list", "methods"]) == 0
+    assert "`ddbench list methods NAME` shows a method's options" in capsys.readouterr().out  # as the README says
+    assert main(["list", "methods", "mtt"]) == 0
     out = capsys.readouterr().out
-    assert "iterations=5000" in out and "embed_epochs=40" in out  # MTT's and herding's options, without naming one
+    assert "iterations" in out and "5000" in out and "cifar10-ipc10: 1000.0" in out
 
 
 def test_results_are_printed_off_the_progress_bar(tmp_path, capsys):

@@ -31,11 +31,9 @@ def run(args: argparse.Namespace) -> int:
             print(tabulate(table, headers=["option (--cfg KEY=VALUE)", "default", "per card"], tablefmt="github")
                   if table else "no options")
         else:
-            table = [[n, method_summary(n), ", ".join(f"{k}={v}" for k, v in method_class(n).default_cfg.items()) or "—"]
-                     for n in names]
-            print(tabulate(table, headers=["method", "what", "options (--cfg KEY=VALUE; defaults)"], tablefmt="github",
-                           maxcolwidths=[None, 50, 70]))
-            print("\n`ddbench list methods NAME` shows one method's options with their per-card values.")
+            table = [[n, method_summary(n)] for n in names]
+            print(tabulate(table, headers=["method", "what"], tablefmt="github"))
+            print("\n`ddbench list methods NAME` shows a method's options (--cfg KEY=VALUE), defaults and per-card values.")
     elif args.what == "protocols":
         from ddbench.cards.card import list_protocols
         from ddbench.kinds import load_protocol

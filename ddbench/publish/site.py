@@ -20,6 +20,7 @@ import pandas as pd
 from ddbench.cards.card import ProtocolCard
 from ddbench.core.errors import DDBenchError
 from ddbench.core.paths import atomic_write
+from ddbench.distill.registry import METHODS
 from ddbench.kinds import load_protocol
 from ddbench.publish import stats
 from ddbench.publish.costs import pareto_front, set_costs, storage_cell
@@ -287,8 +288,6 @@ def _heading(anchor: str, text: str) -> str:
 
 def methods_section(rows: list[dict[str, Any]]) -> str:
     """Each method shown: a link to its paper and to its code (where registered), and when its rows were added."""
-    from ddbench.distill.registry import METHODS
-
     dates: dict[str, list[str]] = {}
     for r in rows:
         if not r.get("external"):
