@@ -83,3 +83,30 @@ def test_k_center_greedy_takes_the_farthest_point_each_step():
 
     points = torch.tensor([[0.0], [1.0], [2.0], [10.0], [11.0], [20.0]])
     assert k_center_greedy(points, 4, torch.Generator().manual_seed(0)).tolist() == [2, 5, 4, 0]
+
+
+def test_forgetting_keeps_the_most_forgotten_images_of_each_class(monkeypatch, tmp_path):
+    """With known forgetting counts, each class keeps its most-forgotten images, most-forgotten first (reversing the
+    ranking, or keeping the least forgotten, fails)."""
+    import ddbench.methods.forgetting as forgetting
+
+    from ddbench.data import load_dataset
+    from ddbench.distill.method import DistillContext
+    from ddbench.distill.registry import create_method
+    from ddbench.sweep.options import card_space
+
+    train = load_dataset("digits")
+    events = torch.zeros(len(train.y_train))
+    expected = []
+    for c in range(train.num_classes):
+        idx = train.indices_of_class(c)
+        events[idx[:4]] = torch.tensor([5.0, 9.0, 1.0, 7.0])  # the rest of the class: never forgotten
+        expected += [idx[1], idx[3]]  # 9 events, then 7
+    monkeypatch.setattr(forgetting, "forgetting_events", lambda *args, **kwargs: events)
+    method = create_method("forgetting")
+    card = load_protocol("digits-quick")
+    space = card_space(card, train)
+    ctx = DistillContext(card=card, device=torch.device("cpu"), seed=0, config=method.config_for(card), space=space,
+                         method_name="forgetting", cache_dir=tmp_path, progress=False)
+    dset = method.distill(train, 2, ctx)
+    torch.testing.assert_close(dset.images, space.from_uint8(train.x_train[torch.stack(expected)]))

@@ -51,7 +51,7 @@ def test_the_digits_cross_arch_card_produces_the_matrix(tmp_path):
     (row,) = table
     accs = {a: float(c.split(" ± ")[0]) for a, c in zip(card.archs, row[2:6])}
     print("digits-xarch, random, 30 epochs:", accs)
-    assert accs["convnetd1"] > 75.0 and all(acc > 5.0 for acc in accs.values()), accs
+    assert accs["convnetd1"] > 75.0 and all(acc > 12.0 for acc in accs.values()), accs  # every arch above chance (10%)
     assert float(row[6]) == pytest.approx(sum(accs.values()) / 4, abs=0.01)
     drops = [float(c.split("(")[1].rstrip(")")) for c in row[3:6]]
     assert drops == pytest.approx([accs[a] - accs["convnetd1"] for a in card.archs[1:]], abs=0.06)
