@@ -227,3 +227,9 @@ def test_flags_accumulate_or_refuse_a_repeat_and_cards_must_be_utf8_files(tmp_pa
     os.mkfifo(fifo)
     _one_line(capsys, ["evaluate", "--method", "random", "--protocol", str(fifo), "--results", lb], "is a named pipe")
     assert not (tmp_path / "lb").exists()
+
+
+def test_brackets_and_escaped_quotes_inside_strings_are_not_nesting(tmp_path):
+    store = ResultStore(tmp_path)
+    store.append([{**_row("random", 0, 90.0), "method_config": {"note": 'a "quoted" ' + "[" * 40 + '\\" {{{'}}])
+    assert len(store.rows()) == 1  # a string full of brackets is not a deeply nested line

@@ -57,11 +57,12 @@ def _nesting(line: bytes) -> int:
     in_string = escaped = False
     for byte in line:
         if in_string:
-            escaped = not escaped and byte == 0x5C
-            if byte == 0x22 and not escaped:
-                in_string = False
-            elif byte != 0x5C:
+            if escaped:
                 escaped = False
+            elif byte == 0x5C:
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
             continue
         if byte == 0x22:
             in_string = True
