@@ -1,6 +1,7 @@
 """Training loops: stacked (vmap) and one-by-one training follow the same per-seed streams."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from ddbench.engine.augment import DSA
@@ -133,3 +134,40 @@ def test_streams_are_reproducible():
 
 GOLDEN_PERM = [4, 0, 7, 3, 2, 5, 1, 6]  # torch.randperm(8) from seed 0's data stream
 GOLDEN_PICKS = [4, 3, 0, 3]  # the first DSA group picks of seed 0 (of 6 groups)
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "vgg11_dc", "vit_tiny_patch16_224"])
+def test_the_stacked_path_trains_resnet_vgg_and_a_vit_or_falls_back_with_one_line(arch, caplog):
+    """Two seeds stacked with vmap, two passes, on 32 px images: each arch either trains stacked (and gives the looped
+    networks' parameters, up to float reordering) or trains one by one: batch-norm archs by rule (vmap cannot carry
+    their running statistics), any other after a single logged line; never an error."""
+    from ddbench.engine import train as engine
+
+    engine._VMAP_WORKS.clear()
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(20, 3, 32, 32, generator=g), torch.arange(20) % 10
+    recipe = TrainRecipe(epochs=1, batch_size=10, augment="none")
+    mode = engine.choose_mode("vmap", arch, [0, 1], x, y, "hard", recipe, 0.01, 10, None)
+    probe = engine.init_network(arch, 0, 10, 3, (32, 32))
+    if mode == "loop" and engine.vmappable(probe):
+        assert f"{arch} cannot train stacked" in caplog.text
+    assert mode == "vmap" or not engine.vmappable(probe) or "cannot train stacked" in caplog.text
+    stacked = engine.train_networks(arch, [0, 1], x, y, "hard", recipe, 0.01, 10, None, mode=mode, progress=False)
+    looped = engine.train_networks(arch, [0, 1], x, y, "hard", recipe, 0.01, 10, None, mode="loop", progress=False)
+    for a, b in zip(stacked.models, looped.models):
+        torch.testing.assert_close(engine.flat_parameters(a), engine.flat_parameters(b), rtol=1e-2, atol=5e-3)
+
+
+def test_an_arch_that_fails_under_vmap_falls_back_to_the_loop(monkeypatch, caplog):
+    from ddbench.engine import train as engine
+
+    engine._VMAP_WORKS.clear()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("vmap: this operator has no batching rule\nsecond line")
+
+    monkeypatch.setattr(engine, "_train_stacked", broken)
+    x, y = torch.randn(20, 1, 8, 8), torch.arange(20) % 10
+    recipe = TrainRecipe(epochs=1, batch_size=10, augment="none")
+    assert engine.choose_mode("vmap", "convnetd1", [0, 1], x, y, "hard", recipe, 0.01, 10, None) == "loop"
+    assert caplog.text.count("convnetd1 cannot train stacked (vmap: RuntimeError: vmap: this operator has no batching rule)") == 1

@@ -13,6 +13,7 @@ DSA parameters (a device generator seeded with s) and the DSA group choices (a C
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -279,6 +280,7 @@ def train_trajectories(arch: str, seeds: Sequence[int], images: torch.Tensor, ta
     return [torch.stack(f) for f in frames]
 
 
+log = logging.getLogger(__name__)
 _MODE_CACHE: dict[tuple, str] = {}
 # Below this many passes "auto" does not time: it takes the loop on a CPU (measured faster, see
 # benchmarks/RESULTS.md) and the stacked run on a GPU, where it saves kernel launches.
@@ -303,11 +305,31 @@ def choose_mode(requested: str, arch: str, seeds: Sequence[int], images: torch.T
         stackable = len(seeds) > 1 and vmappable(probe)
     if not stackable or requested == "loop":
         return "loop"
-    if requested == "vmap":
-        return "vmap"
-    if recipe.epochs + 1 < SHORT_RECIPE:  # timing would cost a sizeable share of a short run
-        return "vmap" if images.device.type == "cuda" else "loop"
+    if requested == "vmap" or (recipe.epochs + 1 < SHORT_RECIPE and images.device.type == "cuda"):
+        # (timing would cost a sizeable share of a short run: on a GPU stacked wins, if the arch trains stacked at all)
+        return "vmap" if _vmap_works(arch, list(seeds), images, targets, label_mode, recipe, lr, num_classes, augment) else "loop"
+    if recipe.epochs + 1 < SHORT_RECIPE:
+        return "loop"
     return _time_modes(arch, list(seeds), images, targets, label_mode, recipe, lr, num_classes, augment)
+
+
+_VMAP_WORKS: dict[tuple, bool] = {}
+
+
+def _vmap_works(arch, seeds, images, targets, label_mode, recipe, lr, num_classes, augment) -> bool:
+    """One stacked step on throwaway networks; an architecture that fails under vmap falls back to the loop with one
+    logged line (cached per arch, seed count, shape and device)."""
+    key = (arch, len(seeds), tuple(images.shape), str(images.device))
+    if key not in _VMAP_WORKS:
+        fresh = [init_network(arch, s, num_classes, images.shape[2], tuple(images.shape[3:])) for s in seeds]
+        try:
+            _train_stacked(fresh, seeds, images, targets, loss_function(label_mode), recipe, lr, augment, _NullBar(), epochs=1)
+            _VMAP_WORKS[key] = True
+        except (RuntimeError, NotImplementedError, TypeError, ValueError) as exc:
+            first = (str(exc).strip().splitlines() or [""])[0][:160]
+            log.warning("%s cannot train stacked (vmap: %s: %s); its seeds train one by one", arch, type(exc).__name__, first)
+            _VMAP_WORKS[key] = False
+    return _VMAP_WORKS[key]
 
 
 def _time_modes(arch, seeds, images, targets, label_mode, recipe, lr, num_classes, augment) -> str:
@@ -320,6 +342,9 @@ def _time_modes(arch, seeds, images, targets, label_mode, recipe, lr, num_classe
     in_chans, img_size = images.shape[2], tuple(images.shape[3:])
     steps = max(4, min(8, 256 // max(1, len(_batches(images.shape[1], recipe.batch_size)))))
     timings = {}
+    if not _vmap_works(arch, seeds, images, targets, label_mode, recipe, lr, num_classes, augment):
+        _MODE_CACHE[key] = "loop"
+        return "loop"
     for mode in ("vmap", "loop"):
         fresh = [init_network(arch, s, num_classes, in_chans, img_size) for s in seeds]
         null_bar = _NullBar()
