@@ -85,3 +85,29 @@ def test_verify_reproduces_a_digits_row_bitwise(tmp_path, capsys):
     (lb / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert main(["verify", "--results", str(lb), "--protocol", "digits-quick", "--seed", "0", "--no-progress"]) == 1
     assert "NOT reproduced" in capsys.readouterr().out
+
+
+def test_verify_is_bitwise_on_one_cpu_and_within_a_tolerance_on_a_gpu():
+    from ddbench.sweep.verify import TOLERANCE, compare_accuracies
+
+    cpu = {"device": "cpu (x86_64, 2 threads)", "torch_version": "2.14.1", "batch_mode": "loop", "accuracy": 90.0}
+    assert compare_accuracies(cpu, {**cpu, "accuracy": 90.0}) == (True, True)
+    assert compare_accuracies(cpu, {**cpu, "accuracy": 90.01}) == (True, False)  # one CPU: bitwise or not reproduced
+    gpu = {**cpu, "device": "NVIDIA H100 80GB HBM3"}
+    assert compare_accuracies(gpu, {**gpu, "accuracy": 90.0 + TOLERANCE / 2}) == (False, True)  # the same GPU: tolerance
+    assert compare_accuracies(gpu, {**gpu, "accuracy": 90.0 + 2 * TOLERANCE}) == (False, False)
+
+
+def test_the_per_network_clock_waits_for_the_gpu(monkeypatch):
+    import torch
+
+    from ddbench.kinds.supervised import _Clock
+
+    synced = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: synced.append(device))
+    clock = _Clock("loop", 2, torch.device("cuda"))
+    clock.lap()
+    clock.restart()
+    assert len(synced) == 3  # at start, before reading a lap, at restart
+    _Clock("loop", 2, torch.device("cpu")).lap()
+    assert len(synced) == 3  # never on a CPU

@@ -82,15 +82,21 @@ def _groups(job: EvalJob, prepared: list[_Prepared]) -> list[tuple[list[int], li
 
 
 class _Clock:
-    """Per-network wall time: each network's own time in a loop, the group's time shared under vmap."""
+    """Per-network wall time: each network's own time in a loop, the group's time shared under vmap. On a GPU the clock
+    waits for the queued work first (torch.cuda.synchronize), so a time is the work's, not the time to queue it."""
 
-    def __init__(self, mode: str, count: int) -> None:
-        self.mode, self.count = mode, count
-        self.last = time.perf_counter()
+    def __init__(self, mode: str, count: int, device: torch.device | None = None) -> None:
+        self.mode, self.count, self.device = mode, count, device
+        self.last = self._now()
         self.shared: float | None = None
 
+    def _now(self) -> float:
+        if self.device is not None and self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
     def lap(self) -> float:
-        now = time.perf_counter()
+        now = self._now()
         if self.mode == "vmap":
             if self.shared is None:
                 self.shared = (now - self.last) / self.count
@@ -100,7 +106,7 @@ class _Clock:
 
     def restart(self) -> None:
         if self.mode != "vmap":
-            self.last = time.perf_counter()
+            self.last = self._now()
 
 
 @register_kind
@@ -142,7 +148,7 @@ class Supervised(ProtocolKind):
             reset_peak_memory(device)
             mode = choose_mode(rt.mode, job.arch, seeds, x, y, first.label_mode, card.train, first.lr,
                                train.num_classes, augment, per_seed_data=per_seed)
-            clock = _Clock(mode, len(seeds))
+            clock = _Clock(mode, len(seeds), device)
 
             def save_row(k: int, model: torch.nn.Module, seeds=seeds, sets=sets, x_test=x_test, clock=clock, mode=mode) -> None:
                 seconds = clock.lap()
