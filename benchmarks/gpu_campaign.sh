@@ -29,8 +29,9 @@ if (( dry )); then
   dev=cpu; ds=digits; ipcs="10"; card=digits-quick; data_flag=()
   eval_args=(--seeds 2 --epochs 3 --modes auto)
   mtt_args=(--syn-steps 3 --iters 1); experts_args=(--experts 2 --epochs 1)
-  reduced=(--cfg num_experts=2 --cfg expert_train_epochs=4 --cfg iterations=3 --cfg syn_steps=3 --cfg expert_epochs=2
-           --cfg max_start_epoch=2 --seeds 2 --epochs 3)
+  reduced_cfg=(--cfg num_experts=2 --cfg expert_train_epochs=4 --cfg iterations=3 --cfg syn_steps=3 --cfg expert_epochs=2
+               --cfg max_start_epoch=2)
+  reduced_eval=(--seeds 2 --epochs 3)
   precision=(--cards digits-quick --seeds 2 --epochs 3)
   xcard=digits-xarch; xarch_args=(--seeds 1 --epochs 3)
 else
@@ -39,8 +40,9 @@ else
   mtt_args=(--syn-steps 30 --iters 10); experts_args=(--experts 10 --epochs 2)
   # issue 12's reduced-budget MTT: 4 experts × 22 epochs, 900 iterations, no ZCA, lr_img 1000, lr_lr 1e-5,
   # starting lr 0.01, syn_steps 30, expert_epochs 2, max_start_epoch 20; then the full card
-  reduced=(--cfg num_experts=4 --cfg expert_train_epochs=22 --cfg iterations=900 --cfg zca=false --cfg lr_img=1000
-           --cfg lr_lr=1e-5 --cfg lr_teacher=0.01 --cfg syn_steps=30 --cfg expert_epochs=2 --cfg max_start_epoch=20)
+  reduced_cfg=(--cfg num_experts=4 --cfg expert_train_epochs=22 --cfg iterations=900 --cfg zca=false --cfg lr_img=1000
+               --cfg lr_lr=1e-5 --cfg lr_teacher=0.01 --cfg syn_steps=30 --cfg expert_epochs=2 --cfg max_start_epoch=20)
+  reduced_eval=()
   precision=(--cards cifar10-ipc1 cifar10-ipc10 --seeds 5)
   xcard=cifar10-ipc10-xarch; xarch_args=(--seeds 5)
 fi
@@ -67,10 +69,17 @@ fi
 run bench_evaluate python "$here/bench_evaluate.py" --dataset "$ds" "${data_flag[@]}" --ipc $ipcs --device "$dev" "${eval_args[@]}"
 run bench_mtt python "$here/bench_mtt.py" --dataset "$ds" --ipc $ipcs --device "$dev" "${mtt_args[@]}"
 run bench_experts python "$here/bench_experts.py" --dataset "$ds" "${data_flag[@]}" --device "$dev" "${experts_args[@]}"
+reduced=("${reduced_cfg[@]}" "${reduced_eval[@]}")
 run mtt_reduced ddbench evaluate --method mtt --protocol "$card" "${reduced[@]}" "${data_flag[@]}" --device "$dev" --no-progress
-# the random-real set that distillation started from: the same run with 0 iterations (same seed, same start images)
-run mtt_reduced_start ddbench evaluate --method mtt --protocol "$card" "${reduced[@]}" --cfg iterations=0 "${data_flag[@]}" \
-    --device "$dev" --no-progress
+# the random-real set the distillation started from: MTT's step-0 snapshot (same seed, same start images, experts
+# reused), evaluated as a set of its own ("mtt-start"), never recorded as an "mtt" row
+start_set() {
+  ddbench distill --method mtt --protocol "$card" "${reduced_cfg[@]}" --cfg iterations=1 --snapshots 0 "${data_flag[@]}" \
+    --device "$dev" --no-progress --out "$out/mtt-start.safetensors" &&
+  ddbench evaluate --distilled "$out/mtt-start-step0.safetensors" --claim mtt-start --protocol "$card" "${reduced_eval[@]}" \
+    "${data_flag[@]}" --device "$dev" --no-progress
+}
+run mtt_reduced_start start_set
 run bench_precision python "$here/bench_precision.py" "${precision[@]}" "${data_flag[@]}" --device "$dev"
 run xarch_random limit ddbench evaluate --method random --protocol "$xcard" "${xarch_args[@]}" "${data_flag[@]}" --device "$dev" \
     --no-progress

@@ -133,6 +133,7 @@ class MTT(Method):
                                 loss_first=_mean(losses[:20]), loss_last=_mean(losses[-20:]), iterations=len(losses),
                                 init_indices=init.tolist())
 
+        ctx.snapshot(0, current_set)  # the starting set, on request (`distill --snapshots 0`)
         bar = tqdm(range(cfg["iterations"]), desc=f"mtt {train.name} ipc {ipc}", disable=not ctx.progress, leave=False)
         for it in bar:
             expert = int(torch.randint(cfg["num_experts"], (1,), generator=gen_cpu))

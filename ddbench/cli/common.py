@@ -186,10 +186,13 @@ def import_options(args: argparse.Namespace, dataset: str):
 
 def distilled(args: argparse.Namespace, cards: list):
     """The set given by --distilled: a ddbench file, or (with --format) a set in another codebase's layout."""
+    import dataclasses
+
     from ddbench.store.distilled import DistilledSet
 
     if not args.format:
-        return DistilledSet.load(args.distilled)
+        dset = DistilledSet.load(args.distilled)
+        return dataclasses.replace(dset, method=args.claim) if args.claim else dset  # shown as "<claim> (external)"
     from ddbench.interop import import_set
 
     datasets = {card.dataset for card in cards}

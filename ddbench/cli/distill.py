@@ -73,6 +73,6 @@ def _parse_snapshots(text: str | None) -> tuple[int, ...]:
         steps = sorted({int(part) for part in text.split(",") if part.strip()})
     except ValueError:
         raise DDBenchError(f"--snapshots takes comma-separated step counts like 100,500,1000, not {text!r}") from None
-    if any(step <= 0 for step in steps):
-        raise DDBenchError(f"--snapshots takes positive step counts, not {text!r}")
+    if any(step < 0 for step in steps):
+        raise DDBenchError(f"--snapshots takes step counts of 0 or more (0: the starting set), not {text!r}")
     return tuple(steps)
