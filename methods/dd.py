@@ -88,7 +88,7 @@ class DD(Method):
         "init": "random", "init_gain": 1.0, "real_augment": "none",
     }
     limits = {"images_per_class_per_step": (1, None), "distill_epochs": (1, None), "distill_lr": (0, None), "lr": (0, None),
-              "epochs": (1, None), "decay_epochs": (1, None), "decay_factor": (0, 1), "batch_size": (1, None), "n_nets": (1, None)}
+              "epochs": (0, None), "decay_epochs": (1, None), "decay_factor": (0, 1), "batch_size": (1, None), "n_nets": (1, None)}
     protocol_cfg = {
         "mnist-*": {"arch": "lenet", "distill_lr": 0.02},
         "cifar10-*": {"arch": "alexcifarnet", "distill_lr": 0.001, "real_augment": "crop_flip"},
