@@ -15,11 +15,11 @@ import json
 import logging
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
 from ddbench.core.errors import DDBenchError
+from ddbench.core.paths import atomic_write
 from ddbench.store.rows import (  # noqa: F401  (REQUIRED_FIELDS, ROW_SCHEMA, Row: part of this module's interface)
     KEY_FIELDS,
     OPTIONAL_KEY_FIELDS,
@@ -27,6 +27,7 @@ from ddbench.store.rows import (  # noqa: F401  (REQUIRED_FIELDS, ROW_SCHEMA, Ro
     ROW_SCHEMA,
     Row,
     json_safe,
+    record_type,
     required_fields,
     row_key,
 )
@@ -36,19 +37,6 @@ log = logging.getLogger(__name__)
 MAX_LINE_BYTES = 1 << 20  # a row is provenance and a few numbers; a longer line is not a row
 MAX_DEPTH = 20  # rows nest a dict or two (method_config, set_storage); deeper is hostile
 _KEY_TYPES = {"run_id": str, "protocol": str, "protocol_hash": str, "arch": str, "seed": int}
-
-
-def _depth(value: Any, limit: int) -> int:
-    """Nesting depth of a JSON value, stopping once it passes `limit` (iterative: no recursion to exhaust)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, (dict, list)):
-            deepest = max(deepest, level)
-            if deepest > limit:
-                return deepest
-            stack.extend((v, level + 1) for v in (item.values() if isinstance(item, dict) else item))
-    return deepest
 
 
 def _nesting(line: bytes) -> int:
@@ -86,7 +74,7 @@ def poison(row: Any) -> str | None:
         return "task is not a string"
     if "method" in row and not isinstance(row["method"], str):
         return "method is not a string"
-    if row.get("record", "accuracy") == "accuracy" and row.get("task") != "robust":
+    if record_type(row) == "accuracy":
         acc = row.get("accuracy")
         if not isinstance(acc, (int, float)) or isinstance(acc, bool) or not math.isfinite(acc):
             return f"accuracy is {acc!r}, not a finite number"
@@ -178,7 +166,7 @@ class ResultStore:
             for row in rows:
                 if row_key(row) in present:
                     continue
-                data = (json.dumps(json_safe(row), sort_keys=True, allow_nan=False) + "\n").encode()
+                data = _line(row)
                 if os.fstat(fd).st_size and not self._ends_with_newline():
                     data = b"\n" + data  # never glue a row onto a torn line
                 os.write(fd, data)
@@ -194,19 +182,9 @@ class ResultStore:
         """Write exactly `rows` as the store, atomically: a temporary file beside it, fsync'd, renamed into place."""
         rows = self._checked(rows)
         self.check_writable()
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".results-", suffix=".part", dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                for row in rows:
-                    handle.write((json.dumps(json_safe(row), sort_keys=True, allow_nan=False) + "\n").encode())
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o644 & ~_umask())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(self.path) as handle:
+            for row in rows:
+                handle.write(_line(row))
 
     def _ends_with_newline(self) -> bool:
         with open(self.path, "rb") as handle:
@@ -214,10 +192,9 @@ class ResultStore:
             return handle.read(1) == b"\n"
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _line(row: dict[str, Any]) -> bytes:
+    """One stored line: the row as canonical JSON (non-finite floats as null) and a newline."""
+    return (json.dumps(json_safe(row), sort_keys=True, allow_nan=False) + "\n").encode()
 
 
 _SAME = ("accuracy", "set_id", "data_fingerprint")  # what two copies of one row must agree on
