@@ -215,7 +215,10 @@ def _parse(data: dict[str, Any], origin: str, params_for: ParamsFor) -> Protocol
         raise DDBenchError(f"{where} is malformed: missing key(s) {', '.join(missing)}")
     if not isinstance(data["kind"], str):
         raise DDBenchError(f"{where}: kind must be a str, got {data['kind']!r}")
-    params_cls = params_for(data["kind"])  # an unknown kind is refused here, with suggestions
+    try:
+        params_cls = params_for(data["kind"])  # an unknown kind is refused here, with suggestions
+    except DDBenchError as exc:
+        raise DDBenchError(f"{where}: {exc}") from None
     own = {k: data.pop(k) for k in list(data) if k not in COMMON_KEYS and k != "train"}
     train = TrainRecipe(**_section(TrainRecipe, data.pop("train", {}), f"{where} [train]"))
     fields = _section(ProtocolCard, data, where)

@@ -109,10 +109,7 @@ def kind_names() -> tuple[str, ...]:
 
 
 def _params_for(kind: str) -> type | None:
-    try:
-        return KINDS.get(kind).Params
-    except DDBenchError as exc:
-        raise DDBenchError(f"protocol card: kind {str(exc)[len('unknown protocol kind '):]}") from None
+    return KINDS.get(kind).Params
 
 
 def load_protocol(name_or_path: str) -> ProtocolCard:

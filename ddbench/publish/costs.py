@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from ddbench.publish.leaderboard import shown_method
 from ddbench.store.rows import record_type
 
 COLUMNS = ["protocol", "method", "run_id", "cost_s", "cost_device", "distill_peak_mb", "peak_kind", "total_bytes",
@@ -31,8 +32,7 @@ def set_costs(rows: list[dict[str, Any]]) -> pd.DataFrame:
         if record_type(r) != "accuracy":
             continue
         cost, storage = r.get("distill_cost"), r.get("set_storage") or {}
-        method = f"{r['method']} (external)" if r.get("external") else r["method"]
-        out.append({"protocol": r["protocol"], "method": method, "run_id": r["run_id"],
+        out.append({"protocol": r["protocol"], "method": shown_method(r), "run_id": r["run_id"],
                     "cost_s": _cost_seconds(cost, r.get("distill_time_s")),
                     "cost_device": (cost or {}).get("device") or r.get("device"),
                     "distill_peak_mb": (cost or {}).get("peak_mem_mb"), "peak_kind": (cost or {}).get("peak_mem_kind"),

@@ -36,9 +36,12 @@ class Published:
     arch: str = ""  # cross-architecture cards: the network the number is for ("" = the card's first)
 
 
+def _published_toml() -> dict[str, Any]:
+    return tomllib.loads((resources.files("ddbench.protocols") / "published.toml").read_text())
+
+
 def load_published() -> tuple[list[Published], dict[str, str]]:
-    text = (resources.files("ddbench.protocols") / "published.toml").read_text()
-    data = tomllib.loads(text)
+    data = _published_toml()
     recipes = data.get("recipes", {})
     entries = [Published(e["protocol"], e["method"], float(e["accuracy"]), e["citation"], e.get("recipe", ""), e.get("task", ""),
                          e.get("arch", "")) for e in data.get("published", [])]
@@ -51,6 +54,11 @@ def cell(text: Any) -> str:
     return " ".join(value.split())
 
 
+def shown_method(row: dict[str, Any]) -> str:
+    """The method a row is shown under: its own, or for a set evaluated from a file the name it claims, marked."""
+    return f"{row['method']} (external)" if row.get("external") else row["method"]
+
+
 def summarize(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Mean ± std and n per (protocol, method, run, arch, task, precision); task is "" except on ssl-transfer
     cards; rows of different precision are never averaged together. A set evaluated from a file shows the
@@ -59,8 +67,7 @@ def summarize(rows: list[dict[str, Any]]) -> pd.DataFrame:
     rows = [r for r in rows if record_type(r) == "accuracy"]  # robustness records are columns, not accuracies
     if not rows:
         return pd.DataFrame(columns=[*keys, "mean", "std", "n", "device"])
-    rows = [{**r, "method": f"{r['method']} (external)"} if r.get("external") else r for r in rows]
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame([{**r, "method": shown_method(r)} for r in rows])
     df["task"] = df["task"].fillna("") if "task" in df else ""
     df["precision"] = df["precision"].fillna("fp32") if "precision" in df else "fp32"  # rows from before precision was recorded
     grouped = df.groupby(keys, sort=False)["accuracy"]
@@ -71,8 +78,7 @@ def summarize(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 def robustness_columns(rows: list[dict[str, Any]]) -> dict[tuple, list[str]]:
     """(protocol, method (as shown), run, arch) -> ["LRS mean ± std", "ARS mean ± std"] from the score rows."""
-    robust = [{**r, **scores_of(r), "method": f"{r['method']} (external)" if r.get("external") else r["method"]}
-              for r in rows if record_type(r) == "robustness"]
+    robust = [{**r, **scores_of(r), "method": shown_method(r)} for r in rows if record_type(r) == "robustness"]
     if not robust:
         return {}
     df = pd.DataFrame(robust)
@@ -127,8 +133,7 @@ class Citations:
 
 def card_recipes() -> set[str]:
     """The published recipes that are the cards' own evaluation (their numbers get a reproduced / not verdict)."""
-    data = tomllib.loads((resources.files("ddbench.protocols") / "published.toml").read_text())
-    return set(data.get("card_recipes", []))
+    return set(_published_toml().get("card_recipes", []))
 
 
 def published_lookup() -> tuple[dict[tuple[str, str, str, str], Published], dict[str, str]]:
@@ -146,10 +151,22 @@ def per_seed(rows: list[dict[str, Any]]) -> dict[SeedKey, dict[int, float]]:
     for r in rows:
         if record_type(r) != "accuracy":
             continue
-        method = f"{r['method']} (external)" if r.get("external") else r["method"]
-        key = (r["protocol"], method, r["run_id"], r["arch"], r.get("task") or "", r.get("precision") or "fp32")
+        key = (r["protocol"], shown_method(r), r["run_id"], r["arch"], r.get("task") or "", r.get("precision") or "fp32")
         out.setdefault(key, {})[int(r["seed"])] = float(r["accuracy"])
     return out
+
+
+def seeds_of(r: Any, seeds: dict[SeedKey, dict[int, float]]) -> dict[int, float]:
+    """The per-seed accuracies behind one line of `summarize`."""
+    return seeds.get((r.protocol, r.method, r.run_id, r.arch, r.task, r.precision), {})
+
+
+def ranked_mean(card: ProtocolCard, by_arch: dict[str, Any]) -> float | None:
+    """What a run is ranked by: the mean over the card's archs of its per-arch means (`summarize` lines), when every
+    arch has the card's seed count; None for an incomplete or partial run, which is never ranked."""
+    if not all(a in by_arch and int(by_arch[a].n) >= card.seeds for a in card.archs):
+        return None
+    return sum(by_arch[a].mean for a in card.archs) / len(card.archs)
 
 
 def mean_std(mean: float, std: float, n: int) -> str:
@@ -166,8 +183,7 @@ def rank_card(card: ProtocolCard, part: pd.DataFrame, seeds: dict[SeedKey, dict[
     are never ranked)."""
     rankings: dict[str, stats.Ranking | None] = {}
     for task, group in part.groupby("task", sort=False):
-        by_seed = {(r.method, r.run_id, r.arch): seeds.get((r.protocol, r.method, r.run_id, r.arch, r.task, r.precision), {})
-                   for r in group.itertuples()}
+        by_seed = {(r.method, r.run_id, r.arch): seeds_of(r, seeds) for r in group.itertuples()}
         full = {k: v for k, v in by_seed.items() if len(v) >= card.seeds}
         rankings[task] = stats.rank(full) if full else None
     return rankings
@@ -180,18 +196,15 @@ def ranked_table(card: ProtocolCard, part: pd.DataFrame, pub: dict, cites: Citat
     """One row per (method, run, arch, task), ranked by mean within each task: mean ± std, the 95 % CI, the rank
     group (methods tied within noise share it), P(best), and the published number with its verdict and gap.
     Text cells pass through `esc` (markdown escaping by default; the HTML site escapes its own way)."""
-    part = part.sort_values(["task", "mean"], ascending=[True, False])
     with_tasks = bool((part["task"] != "").any())
     seeds = seeds if seeds is not None else {}
     rankings = rank_card(card, part, seeds)
     table, ranks = [], {}
-    counts = {(r.protocol, r.method, r.run_id, r.arch, r.task, r.precision): len(v) for r in part.itertuples()
-              if (v := seeds.get((r.protocol, r.method, r.run_id, r.arch, r.task, r.precision)))}
     # Publishing rule: only entries with the card's full seed count are ranked; partial ones follow, unranked.
-    part = part.assign(partial_run=[counts.get((r.protocol, r.method, r.run_id, r.arch, r.task, r.precision), int(r.n)) < card.seeds
-                                 for r in part.itertuples()]).sort_values(["task", "partial_run", "mean"], ascending=[True, True, False])
+    part = part.assign(partial_run=[(len(seeds_of(r, seeds)) or int(r.n)) < card.seeds for r in part.itertuples()])
+    part = part.sort_values(["task", "partial_run", "mean"], ascending=[True, True, False])
     for r in part.itertuples():
-        values = list(seeds.get((r.protocol, r.method, r.run_id, r.arch, r.task, r.precision), {}).values())
+        values = list(seeds_of(r, seeds).values())
         partial = bool(r.partial_run)
         rank = "—" if partial else ranks.setdefault(r.task, 0) + 1
         if not partial:
@@ -200,7 +213,7 @@ def ranked_table(card: ProtocolCard, part: pd.DataFrame, pub: dict, cites: Citat
         ranking, key = rankings.get(r.task), (r.method, r.run_id, r.arch)
         group = ranking.group.get(key) if ranking else None
         best = ranking.p_best.get(key) if ranking else None
-        p = _published_for(pub, card, r.method, r.task, r.arch)
+        p = published_for(pub, card, r.method, r.task, r.arch)
         verdict = stats.verdict(est, p.accuracy, p.recipe in (same_recipe or set())) if p else ""
         group_cell = f"partial, n={len(values) or int(r.n)}" if partial else group if group is not None else "—"
         best_cell = f"{best:.2f}" if best is not None and best == best else "—"
@@ -214,7 +227,8 @@ def ranked_table(card: ProtocolCard, part: pd.DataFrame, pub: dict, cites: Citat
     return headers, table
 
 
-def _published_for(pub: dict, card: ProtocolCard, method: str, task: str, arch: str) -> Published | None:
+def published_for(pub: dict, card: ProtocolCard, method: str, task: str, arch: str) -> Published | None:
+    """The published number quoted beside a method's line (none for a set from a file: its name is only a claim)."""
     if method.endswith(" (external)"):
         return None
     return pub.get((card.id, method, task, arch)) or (pub.get((card.id, method, task, "")) if arch == card.archs[0] else None)
@@ -235,11 +249,12 @@ def arch_matrix(card: ProtocolCard, part: pd.DataFrame, pub: dict, cites: Citati
             r = means.get(arch)
             drop = f" ({r.mean - means[ref].mean:+.1f})" if r is not None and arch != ref and ref in means else ""
             cells.append(f"{mean_std(r.mean, r.std, int(r.n))}{drop}" if r is not None else "—")
-        complete = all(a in means for a in archs) and all(int(means[a].n) >= card.seeds for a in archs)
-        overall = sum(means[a].mean for a in archs) / len(archs) if complete else float("nan")
+        ranked_by = ranked_mean(card, means)
+        complete = ranked_by is not None
+        overall = ranked_by if complete else float("nan")
         n = min(int(r.n) for r in means.values())
         table.append((overall, [esc(method), *cells, f"{overall:.2f}" if complete else "—", n, esc(run_id)]))
-        quoted = {a: _published_for(pub, card, method, "", a) for a in archs}
+        quoted = {a: published_for(pub, card, method, "", a) for a in archs}
         if any(quoted.values()):
             pcells = [f"{q.accuracy:.1f} [{cites.mark(q)}]" if q else "—" for q in quoted.values()]
             table.append((overall - 1e-9, [esc(f"{method} (published)"), *pcells, "—", "—", "—"]))

@@ -29,11 +29,15 @@ from ddbench.publish.leaderboard import (
     arch_matrix,
     card_recipes,
     current_rows,
+    mean_std,
     per_seed,
+    published_for,
     published_lookup,
     rank_card,
+    ranked_mean,
     ranked_table,
     robustness_columns,
+    seeds_of,
     summarize,
 )
 from ddbench.store.distilled import DistilledSet
@@ -219,13 +223,12 @@ def paper_table(dataset: str, summary: pd.DataFrame, seeds: dict, pub: dict, cit
         ranking = rank_card(card, part, seeds).get("")
         for r in part.itertuples():
             group = ranking.group.get((r.method, r.run_id, r.arch)) if ranking else None
-            n = len(seeds.get((r.protocol, r.method, r.run_id, r.arch, r.task, r.precision), {}))
-            tag = f"group {group}" if group is not None else f"partial, n={n}"
-            text = f"{html.escape(f'{r.mean:.2f} ± {r.std:.2f}')} <small>({tag})</small>"
-            p = pub.get((protocol, r.method, "", "")) if not r.method.endswith(" (external)") else None
+            values = list(seeds_of(r, seeds).values())
+            tag = f"group {group}" if group is not None else f"partial, n={len(values)}"
+            text = f"{html.escape(mean_std(r.mean, r.std, int(r.n)))} <small>({tag})</small>"
+            p = published_for(pub, card, r.method, "", r.arch)
             if p is not None:
-                est = stats.estimate(list(seeds.get((r.protocol, r.method, r.run_id, r.arch, r.task, r.precision), {}).values())
-                                     or [r.mean])
+                est = stats.estimate(values or [r.mean])
                 text += (f"<br><small>published {p.accuracy:.1f} [{cites.mark(p)}]: "
                          f"{html.escape(stats.verdict(est, p.accuracy, p.recipe in same_recipe))}</small>")
             cells.setdefault(r.method, {})[ipc] = text
@@ -394,9 +397,9 @@ def leaders(summary: pd.DataFrame) -> list[list[Any]]:
         part = summary[(summary["protocol"] == protocol) & (summary["task"] == "") & (summary["precision"] == card.precision)]
         scored = []
         for (method, run_id), group in part.groupby(["method", "run_id"], sort=False):
-            by_arch = {r.arch: r for r in group.itertuples()}
-            if all(a in by_arch and int(by_arch[a].n) >= card.seeds for a in card.archs):
-                scored.append((sum(by_arch[a].mean for a in card.archs) / len(card.archs), method))
+            ranked_by = ranked_mean(card, {r.arch: r for r in group.itertuples()})
+            if ranked_by is not None:
+                scored.append((ranked_by, method))
         what = "mean over archs" if len(card.archs) > 1 else "mean"
         best = max(scored) if scored else None
         leader = [best[1], f"{best[0]:.2f} ({what})"] if best else ["— (no full run yet)", "—"]
