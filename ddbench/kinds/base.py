@@ -17,7 +17,7 @@ import torch
 from ddbench import __version__
 from ddbench.cards.card import ProtocolCard, read_card
 from ddbench.core.errors import DDBenchError
-from ddbench.core.provenance import code_version, device_name, git_sha, peak_memory_mb, reset_peak_memory  # noqa: F401
+from ddbench.core.provenance import code_version, device_name, git_sha, peak_memory_mb
 from ddbench.core.registry import Registry
 from ddbench.data import ImageDataset
 from ddbench.engine.precision import describe as describe_precision

@@ -102,7 +102,7 @@ class DistilledSet:
                                f"lie within ±{MAX_ABS_PIXEL:g} (is the set in the wrong space, or broken?)")
         if self.label_mode in ("soft", "regression") and not torch.isfinite(self.labels).all():
             raise DDBenchError(f"distilled set: {self.label_mode} labels contain NaN or infinite values")
-        d = int(self.images[0].numel()) if n else int(torch.tensor(self.images.shape[1:]).prod())
+        d = math.prod(self.images.shape[1:])  # values per image
         if self.space.zca is not None and (tuple(self.space.zca.transform.shape) != (d, d) or tuple(self.space.zca.mean.shape) != (d,)):
             raise DDBenchError(f"distilled set: the ZCA transform is {tuple(self.space.zca.transform.shape)} with mean "
                                f"{tuple(self.space.zca.mean.shape)}; images of {d} values need ({d}, {d}) and ({d},)")
