@@ -215,3 +215,31 @@ def test_folder_import_of_real_images_matches_the_native_subset(native, digits, 
     assert np.asarray(Image.open(png)).shape == (8, 8)
     back = import_set(tmp_path / "f", ImportOptions(format="folder", dataset="digits"), digits)
     assert back.space == card_space(card, digits) and torch.equal(back.images, native.images)
+
+
+def test_import_reads_the_training_images_only_for_a_zca_fit(shared_data, tmp_path, monkeypatch, caplog):
+    """MNIST's spec holds its shape and constants and the .npz its class names: an MTT set imports without loading
+    a single training image; with --zca the training split is read (and the log says so)."""
+    import ddbench.data
+    import ddbench.interop.importer as importer
+
+    loads: list[str] = []
+    real_load = ddbench.data.load_dataset
+
+    def counting_load(name, root=None, *a, **k):
+        loads.append(name)
+        return real_load(name, root, *a, **k)
+
+    monkeypatch.setattr(ddbench.data, "load_dataset", counting_load)
+    monkeypatch.setattr(importer, "load_dataset", counting_load)
+    src = tmp_path / "mtt"
+    src.mkdir()
+    torch.save(torch.rand(10, 1, 28, 28) * 0.5, src / "images_best.pt")
+    torch.save(torch.arange(10), src / "labels_best.pt")
+    opts = ImportOptions(format="mtt", dataset="mnist", data_root=shared_data, lr="card", normalize="pixels")
+    dset = import_set(src, opts)
+    assert loads == [] and dset.num_classes == 10 and dset.dataset == "mnist" and tuple(dset.images.shape[1:]) == (1, 28, 28)
+    torch.save(torch.randn(10, 1, 28, 28) * 0.3, src / "images_best.pt")  # ZCA space: centred, std near 0.3
+    with caplog.at_level("INFO"):
+        import_set(src, dataclasses.replace(opts, zca=True, normalize=None))
+    assert loads == ["mnist"] and "reading the training split for the ZCA fit" in caplog.text

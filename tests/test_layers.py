@@ -30,6 +30,13 @@ LOCAL_ALLOWED = {  # card parsing stays free of torch and timm until a card's na
     ("ddbench.cards.card", "ddbench.data"),
     ("ddbench.cards.card", "ddbench.engine.augment"),
     ("ddbench.cards.card", "ddbench.models"),
+    # the model zoo (timm + torchvision, ~1.5 s) loads on the first network built, never for a name check
+    ("ddbench.models", "ddbench.models.factory"),
+    ("ddbench.models", "ddbench.models.tested"),
+    ("ddbench.models.index", "ddbench.models.classic"),
+    ("ddbench.models.index", "ddbench.models.convnet"),
+    ("ddbench.models.index", "ddbench.models.crossarch"),
+    ("ddbench.models.index", "ddbench.models.tested"),
 }
 
 

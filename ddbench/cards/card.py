@@ -184,10 +184,8 @@ def _check_train(t: TrainRecipe, origin: str) -> None:
 
 def _check_card(card: ProtocolCard, origin: str) -> None:
     """Every value of a loaded card within its range and every name known, before any work starts."""
-    import timm
-
     from ddbench.data import list_datasets
-    from ddbench.models import create_network  # noqa: F401  (registers ddbench's networks into timm)
+    from ddbench.models import is_arch  # the light index: a typo is refused without importing timm
 
     _need(bool(_ID.match(card.id)), origin, f"id must be lower-case letters, digits, '.', '_' or '-', got {card.id!r}")
     _need(card.version >= 1, origin, f"version must be 1 or more, got {card.version}")
@@ -196,7 +194,7 @@ def _check_card(card: ProtocolCard, origin: str) -> None:
     _need(card.dataset in list_datasets(), origin, f"dataset '{card.dataset}' is unknown; see `ddbench list datasets`")
     _need(1 <= card.seeds <= MAX_SEEDS, origin, f"seeds must be 1..{MAX_SEEDS}, got {card.seeds}")
     _need(bool(card.archs), origin, "archs must name at least one architecture")
-    unknown = [a for a in card.archs if not timm.is_model(a)]
+    unknown = [a for a in card.archs if not is_arch(a)]
     _need(not unknown, origin, f"unknown architecture(s) {', '.join(unknown)}; see `ddbench list archs`")
     _need(len(card.mean) == len(card.std) and all(v > 0 for v in card.std), origin,
           "mean and std must be given together, one value per channel, std positive")

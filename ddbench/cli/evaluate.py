@@ -37,13 +37,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if bool(args.method) == bool(args.distilled):
+        raise DDBenchError("evaluate takes exactly one of --method NAME or --distilled PATH")
+    common.check_bounds(args)  # before torch is imported: a bad number costs nothing
     from ddbench.distill.registry import create_method
     from ddbench.kinds import load_protocol
     from ddbench.sweep.build import Request
 
-    if bool(args.method) == bool(args.distilled):
-        raise DDBenchError("evaluate takes exactly one of --method NAME or --distilled PATH")
-    common.check_bounds(args)
     cfg = common.parse_cfg(args.cfg)
     if args.teacher:
         from ddbench.engine.teacher import read_teacher_state

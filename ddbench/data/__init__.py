@@ -15,9 +15,9 @@ from ddbench.core.errors import DDBenchError
 from ddbench.core.paths import resolve_data_root
 from ddbench.core.registry import Registry
 from ddbench.data import cache, cifar, fine_grained, folders, mnist
-from ddbench.data.base import DatasetSpec, Expected, ImageDataset, Splits, channel_stats, data_fingerprint, to_nchw
+from ddbench.data.base import DatasetInfo, DatasetSpec, Expected, ImageDataset, Splits, channel_stats, data_fingerprint, to_nchw
 from ddbench.data.digits import read_digits
-from ddbench.data.npz import read_npz
+from ddbench.data.npz import read_npz, read_npz_class_names
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,26 @@ def load_dataset(name: str, data_root: str | Path | None = None, use_cache: bool
     return ImageDataset(spec.name, to_nchw(splits.x_train), torch.from_numpy(splits.y_train.astype("int64")),
                         to_nchw(splits.x_test), torch.from_numpy(splits.y_test.astype("int64")), splits.class_names,
                         tuple(mean), tuple(std), where, fingerprint, complete)
+
+
+def dataset_info(name: str, data_root: str | Path | None = None) -> DatasetInfo:
+    """Class names, image shape and normalisation of a dataset, reading no image where the spec holds the shape and
+    the constants and the .npz holds its class names (one small key); otherwise (a spec without constants, an
+    official layout) the dataset is loaded, with a line saying why."""
+    spec = get_spec(name)
+    root = resolve_data_root(data_root)
+    source = find_source(spec, root)
+    if source is None:
+        raise _missing_error(spec, root)
+    if spec.mean and spec.std and spec.expected and source.kind == "npz":
+        names = read_npz_class_names(source.paths[0], spec.name)
+        if names is not None and len(names) == spec.expected.classes:
+            height, width, channels = spec.expected.shape
+            return DatasetInfo(spec.name, names, channels, (height, width), tuple(spec.mean), tuple(spec.std))
+    if not spec.bundled:  # a bundled dataset is read in a moment
+        log.info("%s: reading the dataset for its class names and normalisation (its spec and file do not hold them)",
+                 spec.name)
+    return load_dataset(name, root).info()
 
 
 def dataset_status(name: str, data_root: str | Path | None = None) -> dict:

@@ -85,6 +85,22 @@ def data_fingerprint(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarra
 
 
 @dataclass(frozen=True)
+class DatasetInfo:
+    """What a set needs to know about its dataset (class names, image shape, normalisation), without the images."""
+
+    name: str
+    class_names: list[str]
+    channels: int
+    image_size: tuple[int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+@dataclass(frozen=True)
 class ImageDataset:
     """A loaded dataset. Images are uint8 (N, C, H, W) on the CPU; mean/std are per channel in [0, 1]."""
 
@@ -114,6 +130,9 @@ class ImageDataset:
     @property
     def image_size(self) -> tuple[int, int]:
         return int(self.x_train.shape[2]), int(self.x_train.shape[3])
+
+    def info(self) -> DatasetInfo:
+        return DatasetInfo(self.name, list(self.class_names), self.channels, self.image_size, self.mean, self.std)
 
     def indices_of_class(self, c: int) -> torch.Tensor:
         return torch.nonzero(self.y_train == c, as_tuple=False).flatten()

@@ -50,6 +50,17 @@ def read_npz(path: Path, name: str) -> Splits:
     return Splits(x_train, y_train, x_test, y_test, class_names)
 
 
+def read_npz_class_names(path: Path, name: str) -> list[str] | None:
+    """Only the `class_names` key of a dataset .npz (no image is decompressed); None when the file has none."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return [str(c) for c in archive["class_names"]] if "class_names" in archive.files else None
+    except PermissionError:
+        raise DDBenchError(f"cannot read {path}: permission denied (fix its permissions)") from None
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
+        raise DDBenchError(f"{name}: {path} is corrupt or truncated ({type(exc).__name__}: {exc})") from None
+
+
 def _as_nhwc(x: np.ndarray) -> np.ndarray:
     return x[..., None] if x.ndim == 3 else x
 

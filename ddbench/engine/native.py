@@ -20,7 +20,7 @@ from ddbench.core.errors import DDBenchError
 from ddbench.engine.train import flat_parameters
 from ddbench.engine.unroll import FlatNetwork
 from ddbench.models import create_network
-from ddbench.models.classic import xavier_init
+from ddbench.models.init import xavier_init
 from ddbench.store.distilled import DistilledSet
 
 

@@ -17,7 +17,6 @@ import logging
 import pickle
 from pathlib import Path
 
-import timm
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -39,6 +38,8 @@ TEACHER_VERSION = 2  # 2: no max-pool at any resolution; Barlow Twins views on p
 def teacher_network(in_chans: int, img_size: int, stem_padding: int = 2) -> nn.Module:
     """ResNet-18 without its classifier; 3×3 stride-1 stem and no max-pool at any resolution, as the
     authors' (and KRR-ST's / mix-bt's) networks, which leave the max-pool out of their backbone."""
+    import timm  # the model zoo loads only when a teacher is built (names are checked from ddbench.models' index)
+
     model = timm.create_model("resnet18", pretrained=False, num_classes=0, in_chans=in_chans)
     model.conv1 = nn.Conv2d(in_chans, 64, kernel_size=3, stride=1, padding=stem_padding, bias=False)
     model.maxpool = nn.Identity()

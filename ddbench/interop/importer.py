@@ -6,18 +6,21 @@ pixel images (uint8 files, image folders) are normalised as ddbench normalises i
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ddbench.core.errors import DDBenchError
-from ddbench.data import ImageDataset, load_dataset
+from ddbench.data import DatasetInfo, ImageDataset, dataset_info, load_dataset
 from ddbench.data.space import ZCA, ImageSpace
 from ddbench.interop import sources
 from ddbench.interop.formats import FORMATS
 from ddbench.interop.presets import PIXELS, pixel_space, resolve
 from ddbench.store.distilled import DistilledSet
+
+log = logging.getLogger(__name__)
 
 WHITENED_STD = 0.5  # normalised images: pixel std near 1; ZCA-whitened (eps 0.1) pixels: 0.2-0.35
 
@@ -35,36 +38,38 @@ class ImportOptions:
     method: str = ""  # the method the set claims (default: the format's name)
 
 
-def import_set(src: str | Path, opts: ImportOptions, train: ImageDataset | None = None) -> DistilledSet:
+def import_set(src: str | Path, opts: ImportOptions, dataset: ImageDataset | None = None) -> DistilledSet:
+    """The set at `src` as a ddbench set. The dataset's images are read only for a ZCA fit (or where its spec and
+    file do not hold its class names and constants); `dataset`, when given, is used as it is."""
     fmt = FORMATS.get(opts.format)  # an unknown format: one line, with suggestions
     src = Path(src)
     if not src.exists():
         raise DDBenchError(f"{src}: no such file or folder")
-    train = train or load_dataset(opts.dataset, opts.data_root)
-    source = fmt.read(src, opts, list(train.class_names))
+    info = dataset.info() if dataset is not None else dataset_info(opts.dataset, opts.data_root)
+    source = fmt.read(src, opts, list(info.class_names))
     assumptions: dict[str, object] = {}
-    images, space = _images_and_space(source, opts, train, assumptions)
-    labels, label_mode = _labels(source, train, assumptions)
+    images, space = _images_and_space(source, opts, info, assumptions, dataset)
+    labels, label_mode = _labels(source, info, assumptions)
     lr = _learned_lr(source, opts, assumptions)
-    ipc = int(torch.bincount(labels, minlength=train.num_classes).max()) if label_mode == "hard" and len(labels) else (
-        len(images) // train.num_classes if label_mode == "soft" else 0)
+    ipc = int(torch.bincount(labels, minlength=info.num_classes).max()) if label_mode == "hard" and len(labels) else (
+        len(images) // info.num_classes if label_mode == "soft" else 0)
     imported = {"format": opts.format, "source": str(src), "files": source.files, "assumptions": assumptions,
                 **({"notes": {k: v for k, v in source.notes.items() if not isinstance(v, torch.Tensor)}} if source.notes else {})}
-    return DistilledSet(images=images, labels=labels, label_mode=label_mode, num_classes=train.num_classes,
-                        dataset=train.name, ipc=ipc, method=opts.method or opts.format, space=space, learned_lr=lr,
+    return DistilledSet(images=images, labels=labels, label_mode=label_mode, num_classes=info.num_classes,
+                        dataset=info.name, ipc=ipc, method=opts.method or opts.format, space=space, learned_lr=lr,
                         extra={"imported": imported})
 
 
-def _images_and_space(source: sources.Source, opts: ImportOptions, train: ImageDataset,
-                      assumptions: dict[str, object]) -> tuple[torch.Tensor, ImageSpace]:
+def _images_and_space(source: sources.Source, opts: ImportOptions, info: DatasetInfo, assumptions: dict[str, object],
+                      dataset: ImageDataset | None) -> tuple[torch.Tensor, ImageSpace]:
     images = source.images
-    want = (train.channels, *train.image_size)
+    want = (info.channels, *info.image_size)
     if images.dim() >= 1 and len(images) == 0:
         raise DDBenchError(f"{opts.format} source holds no images")
     if images.dim() != 4 or tuple(images.shape[1:]) != want:
-        raise DDBenchError(f"images are {tuple(images.shape)}; {train.name} needs (N, {', '.join(map(str, want))}) "
+        raise DDBenchError(f"images are {tuple(images.shape)}; {info.name} needs (N, {', '.join(map(str, want))}) "
                            "— is --dataset right?")
-    dataset_space = ImageSpace(tuple(train.mean), tuple(train.std))
+    dataset_space = ImageSpace(tuple(info.mean), tuple(info.std))
     if "mean" in source.notes and opts.normalize is None:  # a tensors file that states its space (ddbench's export)
         zca = None
         if "zca_transform" in source.notes:
@@ -77,7 +82,7 @@ def _images_and_space(source: sources.Source, opts: ImportOptions, train: ImageD
         assumptions["normalisation"] = "as stated in the file"
         return images.float(), space
     if images.dtype == torch.uint8:  # pixels: normalised as ddbench normalises its own real images
-        space, described = resolve(opts.normalize or "dataset", train.name, train.channels, dataset_space)
+        space, described = resolve(opts.normalize or "dataset", info.name, info.channels, dataset_space)
         assumptions["normalisation"] = f"uint8 pixels mapped into {described}"
         return space.from_uint8(images), space
     if not images.is_floating_point():
@@ -88,13 +93,16 @@ def _images_and_space(source: sources.Source, opts: ImportOptions, train: ImageD
             raise DDBenchError(f"--zca: {opts.format} sets are never saved in ZCA space")
         # MTT's --zca: ToTensor only (pixels in [0, 1]), then kornia ZCAWhitening (eps 0.1) fitted on the training set
         _check_whitened(images)
-        zca = ZCA.fit(pixel_space(train.channels).from_uint8(train.x_train), eps=0.1)
+        if dataset is None:
+            log.info("%s: reading the training split for the ZCA fit (--zca)", info.name)
+            dataset = load_dataset(opts.dataset, opts.data_root)
+        zca = ZCA.fit(pixel_space(info.channels).from_uint8(dataset.x_train), eps=0.1)
         assumptions["normalisation"] = "pixels in [0, 1] (ToTensor only), then ZCA"
         assumptions["zca"] = "fitted on the whole training set, eps 0.1 (MTT/DATM --zca)"
-        p = pixel_space(train.channels)
+        p = pixel_space(info.channels)
         return images, ImageSpace(p.mean, p.std, zca)
     preset = opts.normalize or FORMATS.get(opts.format).default_preset
-    space, described = resolve(preset, train.name, train.channels, dataset_space)
+    space, described = resolve(preset, info.name, info.channels, dataset_space)
     assumptions["normalisation"] = described
     if not _check_range(images, preset, space):  # [0, 1] pixels spread narrowly too: only normalised images are checked
         _check_not_whitened(images, opts)
@@ -142,8 +150,8 @@ def _check_whitened(images: torch.Tensor) -> None:
                            "not ZCA-whitened images; drop --zca")
 
 
-def _labels(source: sources.Source, train: ImageDataset, assumptions: dict[str, object]) -> tuple[torch.Tensor, str]:
-    labels, kind, k = source.labels, source.labels_kind, train.num_classes
+def _labels(source: sources.Source, info: DatasetInfo, assumptions: dict[str, object]) -> tuple[torch.Tensor, str]:
+    labels, kind, k = source.labels, source.labels_kind, info.num_classes
     n = len(source.images)
     if kind == "none" or labels is None:
         return torch.zeros(n, 0), "none"
@@ -158,11 +166,11 @@ def _labels(source: sources.Source, train: ImageDataset, assumptions: dict[str, 
             raise DDBenchError("the labels are (N, K) floats: soft labels? use --format datm or tensors")
         labels = labels.reshape(-1).long()
         if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= k):
-            raise DDBenchError(f"labels run from {int(labels.min())} to {int(labels.max())}; {train.name} has {k} classes "
+            raise DDBenchError(f"labels run from {int(labels.min())} to {int(labels.max())}; {info.name} has {k} classes "
                                "— is --dataset right?")
         return labels, "hard"
     if labels.dim() != 2 or labels.shape[1] != k:
-        raise DDBenchError(f"soft labels are {tuple(labels.shape)}; {train.name} needs (N, {k}) — is --dataset right?")
+        raise DDBenchError(f"soft labels are {tuple(labels.shape)}; {info.name} needs (N, {k}) — is --dataset right?")
     if kind == "logits":
         assumptions["labels"] = "softmax of the stored logits (DATM's SoftCrossEntropy)"
         return torch.softmax(labels.float(), dim=1), "soft"

@@ -1,7 +1,7 @@
 """The networks of the original Dataset Distillation code (Wang et al. 2018, SsnL/dataset-distillation):
 LeNet for MNIST and AlexCifarNet for CIFAR-10, registered into timm's registry like the ConvNets.
 
-`xavier_init` is that code's initialisation (Xavier-normal weights with gain 1, zero biases),
+`ddbench.models.init.xavier_init` is that code's initialisation (Xavier-normal weights with gain 1, zero biases),
 which its random-init networks are drawn from.
 """
 from __future__ import annotations
@@ -62,17 +62,6 @@ class AlexCifarNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier[-1](self.forward_features(x))
-
-
-def xavier_init(model: nn.Module, gain: float = 1.0) -> nn.Module:
-    """The DD code's initialisation: Xavier-normal conv/linear weights (gain), zero biases."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.xavier_normal_(m.weight, gain=gain)
-                if m.bias is not None:
-                    m.bias.zero_()
-    return model
 
 
 CLASSIC = {"lenet": LeNet, "alexcifarnet": AlexCifarNet}
