@@ -45,7 +45,8 @@ def test_same_seed_same_augmentation_and_strategy_parsing():
     x = torch.randn(5, 3, 8, 8)
     a = DSA("color_crop")(x, *gens(1))
     b = DSA("color_crop")(x, *gens(1))
-    assert torch.equal(a, b)
+    assert torch.equal(a, b)  # the streams decide everything: no global RNG is drawn
+    assert not torch.equal(a, x) and not torch.equal(a, DSA("color_crop")(x, *gens(2)))  # and they do change the images
     assert torch.equal(DSA("none")(x), x)
     with pytest.raises(ValueError, match="unknown DSA group"):
         DSA("color_jitter")

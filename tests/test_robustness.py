@@ -72,3 +72,17 @@ def test_scores_are_rows_and_leaderboard_columns(scores):
     headers, table = ranked_table(card, summary, pub, Citations(recipes), scores=columns)
     assert headers[-2:] == ["LRS", "ARS"] and all(row[-1] != "—" for row in table if row[2] in ("random", "herding", "mtt"))
     assert "LRS / ARS" in render(opts.store)
+
+
+def test_plan_shows_every_network_the_scores_need_and_trains_none(tmp_path, capsys):
+    from ddbench.cli import main
+
+    code = main(["robustness", "--method", "herding", "--protocol", str(CARD), "--seeds", "2", "--plan",
+                 "--results", str(tmp_path / "lb"), "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0
+    stages = {line.split("|")[1].strip(): int(line.split("|")[2]) for line in out.splitlines()
+              if line.startswith("| ") and not line.startswith("| stage")}
+    # herding and random, each under the card and without augmentation; one full-data network for the one arch
+    assert stages["evaluate"] == 4 and stages["fulldata"] == 1, out
+    assert not (tmp_path / "lb" / "results.jsonl").exists()

@@ -8,7 +8,8 @@ from ddbench.core.errors import DDBenchError
 
 NAME = "robustness"
 HELP = "DD-Ranking's label- and augmentation-robust scores (as rows and leaderboard columns)"
-DESCRIPTION = "DD-Ranking's label- and augmentation-robust scores (LRS, ARS) of a method or a set under one card."
+DESCRIPTION = ("DD-Ranking's label- and augmentation-robust scores (LRS, ARS) of a method or a set under one card; every network "
+               "they need is a task of one job graph (--plan, --executor ray).")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,6 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-mode", choices=("auto", "loop", "vmap"), default="auto",
                    help="train seeds one by one, stacked with vmap, or pick the faster by timing (default)")
     common.add_import_flags(p, with_dataset=False)
+    common.add_scale(p)
     common.add_common(p)
 
 
@@ -44,7 +46,11 @@ def run(args: argparse.Namespace) -> int:
     opts = common.options(args)
     opts.external = bool(args.distilled)
     subject = common.distilled(args, [card]) if args.distilled else create_method(args.method, **common.parse_cfg(args.cfg))
-    rows = robustness_rows(subject, card, opts)
+    result = robustness_rows(subject, card, opts, common.executor_for(args), plan_only=args.plan)
+    if args.plan:
+        print(result)
+        return 0
+    rows = result
     table = [[r["arch"], r["seed"], f"{r['inputs']['accuracy']:.2f}", *(f"{r['scores'][k]:+.4f}" if k.startswith(("ior", "hlr", "gain"))
               else f"{r['scores'][k]:.4f}" for k in ("ior", "hlr", "lrs", "gain_aug", "gain_plain", "ars"))] for r in rows]
     print(tabulate(table, headers=["arch", "seed", "acc %", "IOR", "HLR", "LRS", "Δ aug", "Δ no aug", "ARS"], tablefmt="github"))

@@ -116,7 +116,7 @@ class _Builder:
         pending = [p for p in plan if p[2]]
         for arch, chunk, todo in plan:
             if not todo:  # every row of this chunk is stored: a cached task, for --plan
-                self.graph.add(Task(f"rows:{run_id}:{card.id}:{arch}:{chunk[0]}-{chunk[-1]}", kind.stage,
+                self.graph.add(Task(f"rows:{run_id}:{card.id}:{card.hash}:{arch}:{chunk[0]}-{chunk[-1]}", kind.stage,
                                     f"{card.id} {req.label()} {arch} seeds {chunk[0]}-{chunk[-1]}",
                                     Evaluate(card, run_id, arch, chunk), done=True))
         if not pending:
@@ -140,7 +140,7 @@ class _Builder:
                               sets=[req.dset] if req.dset is not None else [], external=req.external)
             deps = tuple(dict.fromkeys(set_keys[s] for s in set_seeds))
             seconds = history.get(arch)
-            self.graph.add(Task(f"rows:{run_id}:{card.id}:{arch}:{chunk[0]}-{chunk[-1]}", kind.stage,
+            self.graph.add(Task(f"rows:{run_id}:{card.id}:{card.hash}:{arch}:{chunk[0]}-{chunk[-1]}", kind.stage,
                                 f"{card.id} {req.label()} {arch} seed{'s' if len(todo) > 1 else ''} {','.join(map(str, todo))}",
                                 action, deps=deps, gpus=EVAL_GPU_SHARE, flops=self._eval_flops(card, arch, train, len(todo)),
                                 seconds=seconds * len(todo) if seconds else None))

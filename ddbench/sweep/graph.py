@@ -1,6 +1,7 @@
 """The job graph: every unit of a sweep's work as a task with explicit dependencies.
 
-Stages, in dependency order: `teacher` → `experts` / `selection` → `distill` → `evaluate` / `probe`.
+Stages, in dependency order: `teacher` → `experts` / `selection` → `distill` → `evaluate` / `probe`; `fulldata`
+(robustness scores' networks trained on the whole training set) needs nothing.
 A task is content-addressed by its key (the cache path or row key it produces), so two cards or
 methods needing the same expert share one task. A task's action runs wherever an executor puts it:
 it reads its inputs from the workspace's cache directory and datasets, writes its files there and
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 Row = dict[str, Any]
 Emit = Callable[[list[Row]], None]
-STAGES = ("teacher", "experts", "selection", "distill", "evaluate", "probe")
+STAGES = ("teacher", "experts", "selection", "distill", "fulldata", "evaluate", "probe")
 ROW_STAGES = ("evaluate", "probe")  # the stages whose tasks produce result rows
 
 

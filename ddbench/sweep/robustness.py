@@ -17,19 +17,30 @@ augmentation), cached.
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 import math
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ddbench.cards.card import ProtocolCard
-from ddbench.data import ImageDataset, load_dataset
+from ddbench.core.paths import atomic_write
+from ddbench.data import load_dataset
 from ddbench.distill.method import Method
 from ddbench.distill.registry import create_method
-from ddbench.engine.realtrain import RealTrainRecipe, cached_real_network
+from ddbench.engine.cost import eval_flops
+from ddbench.engine.realtrain import RealTrainRecipe, cached_real_network, real_network_path
 from ddbench.engine.train import accuracy
 from ddbench.store.distilled import DistilledSet
 from ddbench.store.rows import ROBUST_TASK, ScoreRecord, build_score_record, row_key
-from ddbench.sweep.evaluate import EvalOptions, card_space, distill_cached, evaluate_method, evaluate_set
+from ddbench.sweep.build import Request, Sweep, build_sweep, collect, plan
+from ddbench.sweep.executors import LocalExecutor
+from ddbench.sweep.graph import Emit, Task, Workspace
+from ddbench.sweep.options import EvalOptions, card_space, distill_cached
+
+log = logging.getLogger(__name__)
 
 LAMBDA = 0.5
 FULL_DATA_RECIPE = RealTrainRecipe()
@@ -60,11 +71,61 @@ def _check_fractions(*values: float) -> None:
         raise ValueError(f"accuracies must be fractions in [0, 1], got {values} (percentages?)")
 
 
-def full_data_accuracy(card: ProtocolCard, arch: str, train: ImageDataset, opts: EvalOptions) -> float:
-    """Test accuracy (fraction) of `arch` trained on the whole training set, one cached network per (dataset, arch)."""
+@dataclass
+class TrainFullData:
+    """A graph task's action: `arch` trained on the whole training set (one cached network per dataset and arch), its
+    test accuracy (a fraction) written beside it as JSON, so the driver reads it wherever the task ran."""
+
+    card: ProtocolCard
+    arch: str
+    network: str  # relative to the cache directory
+
+    def run(self, ws: Workspace, emit: Emit) -> None:
+        train = ws.datasets[self.card.dataset]
+        space = card_space(self.card, train)
+        model = cached_real_network(self.arch, train, space, FULL_DATA_RECIPE, 0, ws.device, ws.cache_dir, progress=ws.progress)
+        acc = accuracy(model, space.from_uint8(train.x_test, ws.device), train.y_test.to(ws.device))
+        with atomic_write(ws.cache_dir / _accuracy_file(self.network), "w") as handle:
+            json.dump({"accuracy": acc, "arch": self.arch}, handle)
+
+    def outputs(self, cache_dir: Path) -> list[Path]:
+        return [cache_dir / self.network, cache_dir / _accuracy_file(self.network)]
+
+
+def _accuracy_file(network: str) -> str:
+    return str(Path(network).with_suffix(".accuracy.json"))
+
+
+def _full_data_tasks(sweep: Sweep, card: ProtocolCard, archs: list[str], cache_dir: Path) -> dict[str, Path]:
+    """One full-data task per arch in the sweep's graph (done when its accuracy file exists); arch -> accuracy file."""
+    train = sweep.datasets.get(card.dataset) or load_dataset(card.dataset, sweep.opts.data_root)
+    sweep.datasets[card.dataset] = train
     space = card_space(card, train)
-    model = cached_real_network(arch, train, space, FULL_DATA_RECIPE, 0, opts.device, opts.cache_dir, progress=opts.progress)
-    return accuracy(model, space.from_uint8(train.x_test, opts.device), train.y_test.to(opts.device))
+    files = {}
+    for arch in archs:
+        network = real_network_path(arch, train, space, FULL_DATA_RECIPE, 0, cache_dir).relative_to(cache_dir)
+        action = TrainFullData(card, arch, str(network))
+        files[arch] = cache_dir / _accuracy_file(str(network))
+        passes = FULL_DATA_RECIPE.epochs * len(train.x_train)
+        flops = eval_flops(arch, train, passes, len(train.x_test), sweep.opts.device.type)
+        sweep.graph.add(Task(f"fulldata:{network}", "fulldata", f"{arch} on all of {train.name}", action, flops=flops,
+                             done=files[arch].is_file()))
+    return files
+
+
+def robustness_requests(subject: Method | DistilledSet, card: ProtocolCard, external: bool = False) -> list[Request]:
+    """The evaluations the scores need: the subject and a random real subset (seed-paired), each under the card and
+    without augmentation, and a given set with soft labels also with hard ones."""
+    plain = card.with_overrides(augment="none")
+    random = create_method("random")
+    requests = [Request(card, method=random), Request(plain, method=random)]
+    if isinstance(subject, DistilledSet):
+        requests += [Request(c, dset=subject, external=external) for c in (card, plain)]
+        if subject.label_mode != "hard":
+            requests.append(Request(card.with_overrides(labels="hard"), dset=_hard(subject), external=external))
+    else:
+        requests += [Request(c, method=subject) for c in (card, plain)]
+    return requests
 
 
 def _by_seed(rows: list[dict[str, Any]], arch: str) -> dict[int, float]:
@@ -84,29 +145,41 @@ RECORD_FROM_ROW = ("schema", "run_id", "protocol", "protocol_version", "protocol
                    "code_version", "torch_version", "device", "host")
 
 
-def robustness_rows(subject: Method | DistilledSet, card: ProtocolCard, opts: EvalOptions) -> list[ScoreRecord]:
+def robustness_rows(subject: Method | DistilledSet, card: ProtocolCard, opts: EvalOptions, executor: Any = None,
+                    plan_only: bool = False) -> list[ScoreRecord] | str:
     """Robustness records (ddbench.store.rows.ScoreRecord, task "robust") for a method's sets or one set, per arch
-    and seed, appended to the store; the accuracies they come from are evaluated (or found) as ordinary rows first."""
-    train = load_dataset(card.dataset, opts.data_root)
-    plain = card.with_overrides(augment="none")
-
-    def evaluate(c: ProtocolCard, hard: bool = False) -> list[dict[str, Any]]:
-        if isinstance(subject, DistilledSet):
-            return evaluate_set(_hard(subject) if hard else subject, c, opts)
-        if not hard:
-            return evaluate_method(subject, c, opts)  # seed s evaluates the set distilled with seed s
-        seeds = range(opts.seeds or c.seeds)
-        return [row for s in seeds for row in evaluate_set(
-            _hard(distill_cached(subject, card, train, s, opts)), c, dataclasses.replace(opts, only_seeds=(s,)))]
-
-    random = create_method("random")
-    random_rows = {True: evaluate_method(random, card, opts), False: evaluate_method(random, plain, opts)}
-    set_rows = {True: evaluate(card), False: evaluate(plain)}
+    and seed, appended to the store. Every network they need is a task of one job graph (the evaluations as ordinary
+    rows, the full-data networks as `fulldata` tasks), run by `executor` (in-process by default); `plan_only`
+    returns the graph's plan instead. A method whose sets carry soft labels gets its hard-label evaluations as a
+    second graph once its sets exist."""
+    executor = executor or LocalExecutor()
+    requests = robustness_requests(subject, card, external=opts.external)
+    sweep = build_sweep(requests, opts, executor.seeds_per_task)
+    archs = list(opts.archs or card.archs)
+    accuracy_files = _full_data_tasks(sweep, card, archs, opts.cache_dir)
+    if plan_only:
+        soft = "" if isinstance(subject, DistilledSet) else (
+            "\n(a method whose sets carry soft labels adds one hard-label evaluation per seed once its sets exist)")
+        return plan(sweep, executor.name) + soft
+    _run(sweep, executor)
+    rows = {i: collect(req, opts) for i, req in enumerate(requests)}
+    random_rows, set_rows = {True: rows[0], False: rows[1]}, {True: rows[2], False: rows[3]}
     soft = any(r.get("label_mode") not in ("hard", None) for r in set_rows[True])
-    hard_rows = evaluate(card.with_overrides(labels="hard"), hard=True) if soft else set_rows[True]
+    if not soft:
+        hard_rows = set_rows[True]
+    elif isinstance(subject, DistilledSet):
+        hard_rows = rows[4]
+    else:  # the method's sets exist now: each seed's set, relabelled hard, evaluated under that seed
+        train = sweep.datasets[card.dataset]
+        hard_card = card.with_overrides(labels="hard")
+        seeds = range(opts.seeds or card.seeds)
+        hard_requests = [(s, Request(hard_card, dset=_hard(distill_cached(subject, card, train, s, opts)))) for s in seeds]
+        _run(build_sweep([r for _, r in hard_requests], dataclasses.replace(opts, only_seeds=None), executor.seeds_per_task),
+             executor)
+        hard_rows = [row for s, r in hard_requests for row in collect(r, opts) if row["seed"] == s]
     out = []
     for arch in dict.fromkeys(r["arch"] for r in set_rows[True]):
-        full = full_data_accuracy(card, arch, train, opts)
+        full = json.loads(accuracy_files[arch].read_text())["accuracy"]
         acc, rnd = _by_seed(set_rows[True], arch), _by_seed(random_rows[True], arch)
         acc_plain, rnd_plain, acc_hard = (_by_seed(rows, arch) for rows in (set_rows[False], random_rows[False], hard_rows))
         for seed in sorted(acc):
@@ -126,4 +199,11 @@ def robustness_rows(subject: Method | DistilledSet, card: ProtocolCard, opts: Ev
     return out
 
 
-__all__ = ["normalise", "label_robust_score", "aug_robust_score", "robustness_rows", "full_data_accuracy"]
+def _run(sweep: Sweep, executor: Any) -> None:
+    if any(not t.done for t in sweep.graph.order()):
+        summary = executor.run(sweep)
+        log.info(summary.line())
+        summary.raise_if_failed()
+
+
+__all__ = ["normalise", "label_robust_score", "aug_robust_score", "robustness_rows", "robustness_requests", "TrainFullData"]
