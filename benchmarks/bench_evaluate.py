@@ -2,7 +2,9 @@
 
 Both train fresh ConvNets on the same random-subset set (IPC 10 and 50) under the card's recipe,
 with the same seeds, in one process, and test on the real test split. Prints accuracy and wall
-time for each and the time ratio (plain / ours).
+time for each and the time ratio (plain / ours). Both run under one precision policy (`--precision`,
+default the card's: fp32, TF32 off), applied by ddbench.engine.precision and printed beside the times;
+one short untimed run of each goes first, so neither pays cuDNN's autotuning or the first CUDA calls.
 
     python benchmarks/bench_evaluate.py --data-root ../shared/data --dataset cifar10 --epochs 1000
     python benchmarks/bench_evaluate.py --dataset digits --epochs 300            # CPU-sized
@@ -24,6 +26,7 @@ from plain_loop import plain_evaluate  # noqa: E402
 from ddbench.core.provenance import device_name, pick_device  # noqa: E402
 from ddbench.data import load_dataset  # noqa: E402
 from ddbench.engine.augment import DSA  # noqa: E402
+from ddbench.engine.precision import SUPPORTED, flags, precision_scope  # noqa: E402
 from ddbench.engine.train import accuracy, init_network, train_networks  # noqa: E402
 from ddbench.kinds import load_protocol  # noqa: E402
 from ddbench.sweep.evaluate import card_space  # noqa: E402
@@ -40,7 +43,8 @@ def _mean_std(accs: list[float]) -> str:
     return f"{100 * statistics.mean(accs):.2f} ± {100 * statistics.pstdev(accs):.2f}"
 
 
-def bench(dataset: str, ipc: int, seeds: int, epochs: int, device: torch.device, data_root, modes) -> list[list]:
+def bench(dataset: str, ipc: int, seeds: int, epochs: int, device: torch.device, data_root, modes,
+          warmup_epochs: int = 2) -> list[list]:
     card = load_protocol(CARDS[dataset].format(ipc))
     train = load_dataset(dataset, data_root)
     space = card_space(card, train)
@@ -52,6 +56,12 @@ def bench(dataset: str, ipc: int, seeds: int, epochs: int, device: torch.device,
     recipe = card.train.__class__(**{**card.train.__dict__, "epochs": epochs})
     arch = card.archs[0]
     rows = []
+    warm = card.train.__class__(**{**card.train.__dict__, "epochs": warmup_epochs})
+    plain_evaluate(init_network(arch, 0, train.num_classes, train.channels, train.image_size), x, y, x_test, y_test,
+                   warmup_epochs, recipe.lr, recipe.dsa_strategy, device)
+    for mode in modes:
+        train_networks(arch, list(range(seeds)), x, y, "hard", warm, warm.lr, train.num_classes, DSA(warm.dsa_strategy),
+                       mode=mode, progress=False)
 
     _sync(device)
     start = time.perf_counter()
@@ -82,17 +92,18 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=1000)
     ap.add_argument("--device", default=None)
     ap.add_argument("--modes", nargs="+", default=["auto", "loop", "vmap"])
+    ap.add_argument("--precision", choices=SUPPORTED, default="fp32", help="the policy both engines run under "
+                    "(the cards' fp32: TF32 off; tf32 as the pre-card reference timings ran)")
     args = ap.parse_args()
     device = pick_device(args.device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
     ipcs = [10] if args.dataset == "digits" else args.ipc
     table = []
-    for ipc in ipcs:
-        table += bench(args.dataset, ipc, args.seeds, args.epochs, device, args.data_root, args.modes)
+    with precision_scope(args.precision, device, evaluation=True) as described:
+        for ipc in ipcs:
+            table += bench(args.dataset, ipc, args.seeds, args.epochs, device, args.data_root, args.modes)
+        in_force = flags()
     print(f"device: {device_name(device)}; torch {torch.__version__}; {args.seeds} seeds, {args.epochs} epochs")
+    print(f"precision: {args.precision} ({described}; {in_force})")
     print(tabulate(table, headers=["dataset", "ipc", "engine", "accuracy (%)", "seconds", "speed-up"], tablefmt="github"))
 
 

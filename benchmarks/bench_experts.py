@@ -12,6 +12,7 @@ momentum, no weight decay, batch 256, DSA), same number of experts and epochs, i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -30,6 +31,7 @@ from ddbench.data import load_dataset  # noqa: E402
 from ddbench.data.space import ImageSpace  # noqa: E402
 from ddbench.engine.augment import DSA, DSAParams  # noqa: E402
 from ddbench.engine.experts import ExpertRecipe  # noqa: E402
+from ddbench.engine.precision import SUPPORTED, flags, precision_scope  # noqa: E402
 from ddbench.engine.train import init_network, train_trajectories  # noqa: E402
 
 
@@ -61,10 +63,11 @@ def main() -> None:
     ap.add_argument("--experts", type=int, default=10)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--device", default=None)
+    ap.add_argument("--precision", choices=SUPPORTED, default="fp32", help="precision policy (the cards' fp32: TF32 off)")
     args = ap.parse_args()
     device = pick_device(args.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    scope = contextlib.ExitStack()
+    described = scope.enter_context(precision_scope(args.precision, device))  # held to the end of main
     train = load_dataset(args.dataset, args.data_root)
     arch = {8: "convnetd1", 64: "convnetd4"}.get(train.image_size[0], "convnet")
     strategy = "color_crop_cutout_flip_scale_rotate" if train.channels == 3 else "color_crop_cutout_scale_rotate"
@@ -75,12 +78,14 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
+    recipe = ExpertRecipe(epochs=args.epochs, dsa_strategy=strategy).train_recipe()
+    plain_experts(arch, 1, 1, x, y, train.num_classes, strategy, device)  # warm-up of both: neither pays first calls
+    train_trajectories(arch, [0], x, y, recipe, 1, train.num_classes, DSA(strategy), progress=False)
     sync()
     t0 = time.perf_counter()
     plain_experts(arch, args.experts, args.epochs, x, y, train.num_classes, strategy, device)
     sync()
     plain_s = time.perf_counter() - t0
-    recipe = ExpertRecipe(epochs=args.epochs, dsa_strategy=strategy).train_recipe()
     t0 = time.perf_counter()
     ours = train_trajectories(arch, list(range(args.experts)), x, y, recipe, args.epochs, train.num_classes, DSA(strategy),
                               progress=False)
@@ -88,7 +93,8 @@ def main() -> None:
     ours_s = time.perf_counter() - t0
     assert len(ours) == args.experts and ours[0].shape[0] == args.epochs + 1
     print(f"device: {device_name(device)}; torch {torch.__version__}; {args.dataset}, {arch}, "
-          f"{args.experts} experts × {args.epochs} epochs")
+          f"{args.experts} experts × {args.epochs} epochs, after a one-epoch warm-up of each")
+    print(f"precision: {args.precision} ({described}; {flags()})")
     print(tabulate([[f"{plain_s:.1f}", f"{ours_s:.1f}", f"{plain_s / ours_s:.2f}"]],
                    headers=["plain s", "ours s", "speed-up"], tablefmt="github"))
 

@@ -14,6 +14,7 @@ same number of unrolled steps, in one process; prints seconds per iteration, pea
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ from plain_loop import _plain_dsa  # noqa: E402
 from ddbench.core.provenance import device_name, pick_device  # noqa: E402
 from ddbench.engine.augment import DSA, DSAParams  # noqa: E402
 from ddbench.engine.memory import saved_for_backward_bytes  # noqa: E402
+from ddbench.engine.precision import SUPPORTED, flags, precision_scope  # noqa: E402
 from ddbench.engine.unroll import FlatNetwork, trajectory_matching_loss, unroll  # noqa: E402
 from ddbench.models import create_network  # noqa: E402
 
@@ -103,8 +105,11 @@ def main() -> None:
     ap.add_argument("--syn-steps", type=int, default=30)
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--device", default=None)
+    ap.add_argument("--precision", choices=SUPPORTED, default="fp32", help="precision policy (the cards' fp32: TF32 off)")
     args = ap.parse_args()
     device = pick_device(args.device)
+    scope = contextlib.ExitStack()
+    described = scope.enter_context(precision_scope(args.precision, device))  # held to the end of main
     chans, size, classes, strategy = SHAPES[args.dataset]
     arch = "convnet" if size >= 28 else "convnetd1"
     rows = []
@@ -133,6 +138,7 @@ def main() -> None:
             rows.append([args.dataset, ipc, args.syn_steps, name, f"{seconds:.3f}", f"{peak:.2f}", f"{saved:.0f}",
                          f"{base_t / seconds:.2f}", f"{saved / base_saved:.3f}"])
     print(f"device: {device_name(device)}; torch {torch.__version__}; {args.iters} timed iterations after one warm-up")
+    print(f"precision: {args.precision} ({described}; {flags()})")
     print(tabulate(rows, headers=["dataset", "ipc", "syn_steps", "variant", "s/it", "peak GiB", "saved MiB", "speed-up",
                                   "saved vs plain"], tablefmt="github"))
 

@@ -88,7 +88,10 @@ SLOW_FIXTURES = {"ipc1_means", "quick_results", "scores", "native_results", "mtt
 TIERS = {  # node id prefix -> markers
     "tests/test_ray.py": ("ray", "slow"),
     "tests/test_site.py": ("browser", "slow"),
-    "tests/test_campaign.py::test_gpu_campaign_dry_run_completes_every_step": ("subprocess", "slow"),
+    "tests/test_campaign.py::test_the_device_rehearsal_passes_offline": ("subprocess", "slow"),
+    "tests/test_campaign.py::test_the_device_branch_sends_every_step_to_cuda_with_the_data_and_its_budget": ("subprocess",),
+    "tests/test_campaign.py::test_steps_that_do_not_fit_the_budget_are_skipped_and_said": ("subprocess",),
+    "tests/test_campaign.py::test_a_missing_optional_package_skips_its_step_with_a_reason": ("subprocess",),
     "tests/test_cli.py::test_interrupted_and_killed_runs_resume_without_loss_or_duplicates": ("subprocess", "slow"),
     "tests/test_cli.py::test_a_kill_during_distillation_keeps_the_finished_experts": ("subprocess", "slow"),
     "tests/test_cli.py::test_a_kill_after_the_teacher_keeps_it_and_the_rerun_trains_no_teacher": ("subprocess", "slow"),

@@ -190,3 +190,15 @@ def test_files_respect_the_umask(tmp_path):
         assert stat.S_IMODE((tmp_path / "t.md").stat().st_mode) == 0o644
     finally:
         os.umask(old)
+
+
+def test_without_kornia_the_barlow_views_name_the_extra(monkeypatch):
+    """kornia is the `ssl` extra: without it, MKDT's teacher and the ssl baselines stop with one line naming it."""
+    import sys
+
+    from ddbench.engine.barlow import CIFAR_VIEWS, _augmenter
+
+    monkeypatch.setitem(sys.modules, "kornia", None)
+    monkeypatch.setitem(sys.modules, "kornia.augmentation", None)
+    with pytest.raises(DDBenchError, match=r"need kornia: pip install -e '\.\[ssl\]'"):
+        _augmenter(CIFAR_VIEWS, 3, (32, 32))

@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ddbench.core.errors import DDBenchError
+
 
 @dataclass(frozen=True)
 class ViewRecipe:
@@ -74,7 +76,11 @@ def views_for(size: int) -> ViewRecipe:
 
 
 def _augmenter(views: ViewRecipe, channels: int, size: tuple[int, int]) -> nn.Module:
-    import kornia.augmentation as K
+    try:
+        import kornia.augmentation as K
+    except ImportError:
+        raise DDBenchError("Barlow Twins views (MKDT's teacher, the ssl-transfer cards) need kornia: "
+                           "pip install -e '.[ssl]'") from None
 
     crop = K.RandomResizedCrop(size, scale=views.crop_scale, ratio=(3 / 4, 4 / 3),
                                resample="BICUBIC" if views.bicubic else "BILINEAR")

@@ -36,6 +36,12 @@ def describe(policy: str, device: torch.device) -> str:
     return f"cuda: matmul {math}, conv {math}"
 
 
+def flags() -> str:
+    """The backend flags in force now, printed beside every benchmark timing."""
+    return (f"matmul.allow_tf32={torch.backends.cuda.matmul.allow_tf32} cudnn.allow_tf32={torch.backends.cudnn.allow_tf32} "
+            f"cudnn.benchmark={torch.backends.cudnn.benchmark} autocast={autocast_dtype()}")
+
+
 def autocast_dtype() -> torch.dtype | None:
     """The dtype evaluations in scope autocast to (None at full precision)."""
     return _AUTOCAST.get()
