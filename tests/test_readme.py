@@ -35,7 +35,8 @@ def test_readme_example_method_registers_and_evaluates(card_ipc1, opts):
     opts.seeds = 2
     rows = evaluate_method(create_method("class-means", k="5"), card_ipc1.with_overrides(epochs=30), opts)
     assert len(rows) == 2 and rows[0]["method"] == "class-means" and rows[0]["method_config"] == {"k": 5}
-    assert all(r["accuracy"] > 10.0 for r in rows)
+    # measured 84.8 / 83.9 (chance 10; random real images at IPC 1 and 30 epochs score about 35-55)
+    assert all(r["accuracy"] > 60.0 for r in rows), [r["accuracy"] for r in rows]
 
 
 def test_first_readme_command_runs_the_main_job(tmp_path):
