@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from ddbench.core.errors import DDBenchError
 from ddbench.data import ImageDataset
-from ddbench.data.space import ZCA, ImageSpace
+from ddbench.data.space import ImageSpace
 from ddbench.distill.artefacts import expert_artefacts
 from ddbench.distill.method import Artefact, DistillContext, Method
 from ddbench.distill.registry import register_method
@@ -45,6 +45,7 @@ from ddbench.engine.augment import DSA
 from ddbench.engine.cost import unrolled_flops
 from ddbench.engine.experts import ExpertRecipe, ensure_experts
 from ddbench.engine.unroll import FlatNetwork, matching_iteration
+from ddbench.engine.whitening import pending_zca_space, resolve_space
 from ddbench.store.distilled import DistilledSet
 
 
@@ -109,6 +110,7 @@ class MTT(Method):
         cfg = ctx.config
         device = ctx.device
         arch, space, recipe = self._experts(train, ctx)
+        space = resolve_space(space, train, ctx.cache_dir, device)
         bank, _ = ensure_experts(cfg["num_experts"], arch, train, space, recipe, device, ctx.cache_dir,
                                  progress=ctx.progress)
 
@@ -149,12 +151,11 @@ class MTT(Method):
 
 
 def _space(train: ImageDataset, ctx: DistillContext) -> ImageSpace:
-    """The card's normalised space, or MTT's ZCA space: [0, 1] pixels whitened by a fit on the training set."""
+    """The card's normalised space, or MTT's ZCA space: [0, 1] pixels whitened by a fit on the training set (pending:
+    keyed by the data, fitted once as an artefact; ddbench.engine.whitening)."""
     if not ctx.config["zca"]:
         return ctx.space
-    plain = ImageSpace(tuple(0.0 for _ in train.mean), tuple(1.0 for _ in train.std))
-    zca = ZCA.fit(plain.from_uint8(train.x_train, ctx.device), eps=0.1)
-    return ImageSpace(plain.mean, plain.std, ZCA(zca.mean.cpu(), zca.transform.cpu(), zca.eps))
+    return pending_zca_space(train, ImageSpace(tuple(0.0 for _ in train.mean), tuple(1.0 for _ in train.std)), eps=0.1)
 
 
 def _mean(values: list[float]) -> float | None:

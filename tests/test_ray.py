@@ -144,6 +144,8 @@ def _free_port() -> int:
 
 
 def test_two_nodes_without_a_shared_cache_send_every_artefact_to_the_driver(tmp_path):
+    """A ZCA MTT sweep on two nodes with their own caches: the ZCA is fitted once and every expert trained once
+    (one expert bank, under one key, on every machine), and no file crosses to a node twice."""
     port = _free_port()
     ray_cli = [sys.executable, "-m", "ray.scripts.scripts"]
     node = {"DDBENCH_PRIVATE_CACHE": "1"}  # each node keeps its own cache, as on separate machines
@@ -157,8 +159,8 @@ def test_two_nodes_without_a_shared_cache_send_every_artefact_to_the_driver(tmp_
                                  "--num-cpus", "1", "--disable-usage-stats"],
                                 env=_env(tmp_path / "node", **node), capture_output=True, text=True, timeout=180)
         assert second.returncode == 0, second.stderr[-1500:]
-        done = _ddbench([*SWEEP, "--seeds", "2", "--executor", "ray", "--address", f"127.0.0.1:{port}"],
-                        _env(tmp_path / "driver"))
+        done = _ddbench([*SWEEP, "--cfg", "mtt.zca=true", "--seeds", "2", "--executor", "ray", "--address",
+                         f"127.0.0.1:{port}"], _env(tmp_path / "driver"))
     finally:
         _ray_stop()
     assert done.returncode == 0, done.stderr[-2000:]
@@ -173,6 +175,12 @@ def test_two_nodes_without_a_shared_cache_send_every_artefact_to_the_driver(tmp_
     assert len(list((cache / "sets").glob("*.safetensors"))) == 2 + 1 + 1  # random (one per seed), herding, mtt
     made_on_nodes = [p for n in ("head", "node") for p in (tmp_path / n / "cache").rglob("*.safetensors")]
     assert made_on_nodes  # the workers did use their own caches
+    caches = [tmp_path / n / "cache" for n in ("driver", "head", "node")]
+    assert len({bank.name for c in caches for bank in (c / "experts").glob("*")}) == 1  # one key everywhere: no retraining
+    assert len(list((cache / "zca").glob("*.safetensors"))) == 1 and done.stderr.count("zca: ZCA of digits") == 1
+    assert done.stderr.count("experts: expert 0 of 2") == 1 and done.stderr.count("experts: expert 1 of 2") == 1
+    fetched = re.search(r"ray: (\d+) file\(s\) fetched by worker nodes \((\d+) distinct", done.stderr)
+    assert fetched and int(fetched.group(1)) == int(fetched.group(2)) > 0, done.stderr[-2000:]  # none crossed twice
 
 
 def test_an_unreachable_address_is_one_line_within_seconds(tmp_path, capsys):

@@ -43,3 +43,20 @@ def test_concurrent_writers_lose_nothing(tmp_path):
     for p in procs:
         p.join()
     assert sorted(r["seed"] for r in ResultStore(tmp_path).rows()) == list(range(100))
+
+
+def test_appends_read_only_what_was_written_since(tmp_path, monkeypatch):
+    """A driver appending one row per finished task reads each line once, not the whole store every time
+    (10,000 tasks would otherwise parse 50 million lines); rows another writer adds meanwhile are still seen."""
+    import ddbench.store.results as results
+
+    parsed = []
+    real = results.parse_line
+    monkeypatch.setattr(results, "parse_line", lambda line: parsed.append(1) or real(line))
+    store = ResultStore(tmp_path)
+    for s in range(300):
+        store.append([row(s)])
+    assert len(parsed) <= 300, len(parsed)  # quadratic re-reading would parse about 45,000 lines
+    ResultStore(tmp_path).append([row(1000)])  # another writer
+    assert store.append([row(1000), row(1001)]) == 1  # its row is seen: not written twice
+    assert [r["seed"] for r in store.rows()][-2:] == [1000, 1001]

@@ -104,7 +104,9 @@ def options(args: argparse.Namespace):
     from ddbench.store.results import ResultStore
     from ddbench.sweep.evaluate import EvalOptions
 
-    device = pick_device(args.device)  # precision (TF32 or not) is the card's, set by the engine
+    # a plan, or Ray workers, may use a device this head lacks (a CPU-only head driving GPU workers)
+    elsewhere = bool(getattr(args, "plan", False)) or getattr(args, "executor", "local") != "local"
+    device = pick_device(args.device, here=not elsewhere)  # precision (TF32 or not) is the card's, set by the engine
     return EvalOptions(
         device=device, store=ResultStore(args.results or default_results_dir()), data_root=args.data_root,
         archs=expand_archs(args.arch) if args.arch else None, seeds=args.seeds, mode=args.batch_mode,
@@ -152,7 +154,7 @@ def executor_for(args: argparse.Namespace):
         raise DDBenchError(f"--workers must be 1 or more, got {args.workers}")
     if args.threads_per_task is not None and args.threads_per_task < 1:
         raise DDBenchError(f"--threads-per-task must be 1 or more, got {args.threads_per_task}")
-    return make_executor(args.executor, args.address, args.workers, args.threads_per_task)
+    return make_executor(args.executor, args.address, args.workers, args.threads_per_task, getattr(args, "ray_host", None))
 
 
 def run_sweep(requests: list, opts: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -227,6 +229,7 @@ def add_scale(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", choices=executors(), default="local",
                    help="run the job graph in this process (default) or on Ray (pip install -e '.[ray]')")
     p.add_argument("--address", help="Ray: an existing cluster's HOST:PORT (default: start a local instance)")
+    p.add_argument("--ray-host", help="Ray, local instance: the IP address it binds to (default Ray's choice)")
     p.add_argument("--workers", type=int, help="Ray, local instance: tasks at once (default: CPUs / threads per task)")
     p.add_argument("--threads-per-task", type=int, help="CPU threads per task (Ray default 1; local: torch's default)")
     p.add_argument("--plan", action="store_true", help="print the job graph (tasks per stage, cached, estimated "

@@ -52,8 +52,9 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def pick_device(requested: str | None = None) -> torch.device:
-    """`--device` if given, else CUDA when available, else CPU."""
+def pick_device(requested: str | None = None, here: bool = True) -> torch.device:
+    """`--device` if given, else CUDA when available, else CPU. `here=False`: the device is used elsewhere (Ray
+    workers, or only costed by a plan), so this machine need not have it."""
     if requested:
         try:
             device = torch.device(requested)
@@ -61,6 +62,8 @@ def pick_device(requested: str | None = None) -> torch.device:
             raise DDBenchError(f"unknown device '{requested}'; use cpu, cuda or cuda:N") from None
         if device.type not in ("cpu", "cuda"):
             raise DDBenchError(f"device '{requested}' is not supported; ddbench runs on cpu, cuda or cuda:N")
+        if not here:
+            return device
         if device.type == "cuda" and not torch.cuda.is_available():
             raise DDBenchError(f"device '{requested}' requested but CUDA is not available here")
         if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():

@@ -12,23 +12,39 @@ import torch
 
 @dataclass(frozen=True, eq=False)
 class ZCA:
-    """Compared and hashed by identity: two fits are the same transform only if they are one object."""
+    """Compared and hashed by identity: two fits are the same transform only if they are one object.
 
-    mean: torch.Tensor  # (D,)
-    transform: torch.Tensor  # (D, D)
+    `key` names what determined the fit (ddbench.engine.whitening: the dataset's fingerprint, the input space, eps),
+    so caches keyed on a ZCA never depend on its float bytes, which vary with the thread count. A *pending* ZCA
+    (`ZCA.pending(key)`) has the key but not yet the matrices: it plans and pickles small, and is resolved from the
+    cache (or fitted) where the work runs."""
+
+    mean: torch.Tensor | None  # (D,)
+    transform: torch.Tensor | None  # (D, D)
     eps: float = 0.1
+    key: str = ""
 
     @classmethod
-    def fit(cls, images: torch.Tensor, eps: float = 0.1) -> "ZCA":
+    def pending(cls, key: str, eps: float = 0.1) -> "ZCA":
+        return cls(None, None, eps, key)
+
+    @property
+    def is_pending(self) -> bool:
+        return self.transform is None
+
+    @classmethod
+    def fit(cls, images: torch.Tensor, eps: float = 0.1, key: str = "") -> "ZCA":
         flat = images.reshape(len(images), -1).double()
         mean = flat.mean(0)
         centred = flat - mean
         cov = centred.T @ centred / (len(flat) - 1)
         u, s, _ = torch.linalg.svd(cov)
         transform = u @ torch.diag(1.0 / torch.sqrt(s + eps)) @ u.T
-        return cls(mean.float(), transform.float(), eps)
+        return cls(mean.float(), transform.float(), eps, key)
 
     def apply(self, images: torch.Tensor) -> torch.Tensor:
+        if self.is_pending:
+            raise RuntimeError(f"ZCA {self.key} is pending: resolve it (ddbench.engine.whitening.resolve_space) before use")
         flat = images.reshape(len(images), -1)
         out = (flat - self.mean.to(flat)) @ self.transform.to(flat)
         return out.view_as(images)

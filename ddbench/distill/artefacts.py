@@ -1,4 +1,4 @@
-"""The artefacts methods share, as job-graph tasks: expert trajectories, a teacher, a selection network.
+"""The artefacts methods share, as job-graph tasks: a ZCA fit, expert trajectories, a teacher, a selection network.
 
 Each factory returns `Artefact`s whose build and file functions are module-level functions bound
 with functools.partial, so that they pickle for a Ray worker.
@@ -17,6 +17,24 @@ from ddbench.engine.cost import training_flops
 from ddbench.engine.experts import ExpertRecipe, expert_bank, recorded_seconds, train_experts
 from ddbench.engine.realtrain import cached_real_network, real_network_path
 from ddbench.engine.teacher import teacher_key, teacher_representations
+from ddbench.engine.whitening import resolve_space, zca_flops, zca_path
+
+
+def _build_zca(train: ImageDataset, ctx: DistillContext, *, space: ImageSpace) -> None:
+    resolve_space(space, train, ctx.cache_dir, ctx.device)
+
+
+def _zca_files(cache_dir: Path, rel: str) -> list[Path]:
+    return [cache_dir / rel]
+
+
+def zca_artefact(train: ImageDataset, space: ImageSpace, cache_dir: Path) -> Artefact:
+    """The ZCA of a pending space (ddbench.engine.whitening), fitted once; every consumer reads its file."""
+    assert space.zca is not None and space.zca.is_pending
+    rel = str(zca_path(train, space.zca.key, cache_dir).relative_to(cache_dir))
+    return Artefact(stage="zca", key=f"zca:{rel}", label=f"ZCA of {train.name}",
+                    build=functools.partial(_build_zca, space=space), files=functools.partial(_zca_files, rel=rel),
+                    flops=zca_flops(train))
 
 
 def _expert_files(cache_dir: Path, bank_dir: str, seed: int) -> list[Path]:
@@ -25,6 +43,7 @@ def _expert_files(cache_dir: Path, bank_dir: str, seed: int) -> list[Path]:
 
 def _build_expert(train: ImageDataset, ctx: DistillContext, *, seed: int, count: int, arch: str, space: ImageSpace,
                   recipe: ExpertRecipe, teacher: tuple | None) -> None:
+    space = resolve_space(space, train, ctx.cache_dir, ctx.device)  # a pending ZCA: read from its artefact's file
     targets, targets_id = None, ""
     if teacher is not None:
         targets, targets_id = _teacher_reps(train, ctx, *teacher)
@@ -36,7 +55,8 @@ def _build_expert(train: ImageDataset, ctx: DistillContext, *, seed: int, count:
 def expert_artefacts(count: int, arch: str, train: ImageDataset, space: ImageSpace, recipe: ExpertRecipe,
                      cache_dir: Path, teacher: tuple | None = None, teacher_key: str = "") -> list[Artefact]:
     """One task per expert trajectory 0..count-1 (on a teacher's representations when `teacher` is given:
-    (TeacherSpec, space, seed), whose cache key `teacher_key` names the targets)."""
+    (TeacherSpec, space, seed), whose cache key `teacher_key` names the targets). A space with a pending ZCA adds
+    the ZCA's artefact first, which every expert depends on."""
     bank = expert_bank(arch, train, space, recipe, cache_dir, teacher_key)
     rel = str(bank.directory.relative_to(cache_dir))
     outputs = train.num_classes
@@ -44,8 +64,10 @@ def expert_artefacts(count: int, arch: str, train: ImageDataset, space: ImageSpa
         outputs = 512
     flops = training_flops(arch, outputs, train.channels, train.image_size, recipe.epochs * len(train.x_train))
     seconds = recorded_seconds(bank) if bank.directory.is_dir() else None
-    deps = (f"teacher:{teacher_key}",) if teacher is not None else ()
-    return [Artefact(stage="experts", key=f"expert:{rel}/{seed}", label=f"expert {seed} of {count} ({arch}, {train.name})",
+    deps: tuple[str, ...] = (f"teacher:{teacher_key}",) if teacher is not None else ()
+    zca = [zca_artefact(train, space, cache_dir)] if space.zca is not None and space.zca.is_pending else []
+    deps += tuple(a.key for a in zca)
+    return zca + [Artefact(stage="experts", key=f"expert:{rel}/{seed}", label=f"expert {seed} of {count} ({arch}, {train.name})",
                      build=functools.partial(_build_expert, seed=seed, count=count, arch=arch, space=space, recipe=recipe,
                                              teacher=teacher),
                      files=functools.partial(_expert_files, bank_dir=rel, seed=seed), deps=deps, flops=flops, seconds=seconds)

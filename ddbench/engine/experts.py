@@ -52,9 +52,10 @@ class ExpertRecipe:
 
 
 def _space_fingerprint(space: ImageSpace) -> list:
+    """The space as a key: a ZCA by what determined it (its key), a ZCA without one (imported) by its bytes."""
     zca = None
     if space.zca is not None:
-        zca = hashlib.sha256(space.zca.transform.cpu().numpy().tobytes()).hexdigest()[:16]
+        zca = space.zca.key or hashlib.sha256(space.zca.transform.cpu().numpy().tobytes()).hexdigest()[:16]
     return [list(space.mean), list(space.std), zca]
 
 
@@ -93,7 +94,8 @@ class ExpertBank:
 
 def expert_bank(arch: str, train: ImageDataset, space: ImageSpace, recipe: ExpertRecipe, cache_dir: Path,
                 targets_id: str = "") -> ExpertBank:
-    ident = [train.name, train.source, int(train.x_train.shape[0]), arch, dataclasses.asdict(recipe), _space_fingerprint(space)]
+    ident = [train.name, train.fingerprint or train.source, int(train.x_train.shape[0]), arch, dataclasses.asdict(recipe),
+             _space_fingerprint(space)]
     if targets_id:
         ident.append(targets_id)
     key = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -102,6 +102,9 @@ class ResultStore:
         self.directory = Path(directory)
         self.path = self.directory / "results.jsonl"
         self._reported: set[tuple[int, str]] = set()
+        self._index: set[tuple] = set()  # keys of the rows in the file's first `_indexed` bytes (this store's appends)
+        self._indexed = 0
+        self._inode: tuple[int, int] | None = None
 
     def rows(self) -> list[dict[str, Any]]:
         """Every usable row; poisoned lines are skipped and reported once (one warning per store)."""
@@ -161,7 +164,7 @@ class ResultStore:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            present = self.keys()
+            present = self._present(fd)
             written = 0
             for row in rows:
                 if row_key(row) in present:
@@ -173,10 +176,29 @@ class ResultStore:
                 present.add(row_key(row))
                 written += 1
             os.fsync(fd)
+            self._indexed = os.fstat(fd).st_size
             return written
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+    def _present(self, fd: int) -> set[tuple]:
+        """The keys in the file, under the append lock: only the bytes written since this store last looked are
+        read (O(new rows) per append, not O(all rows)); a file replaced or shortened meanwhile is read again whole."""
+        stat = os.fstat(fd)
+        if (stat.st_dev, stat.st_ino) != self._inode or stat.st_size < self._indexed:
+            self._index, self._indexed, self._inode = set(), 0, (stat.st_dev, stat.st_ino)
+        if stat.st_size > self._indexed:
+            with open(self.path, "rb") as handle:
+                handle.seek(self._indexed)
+                tail = handle.read(stat.st_size - self._indexed)
+            complete = tail[: tail.rfind(b"\n") + 1]  # a torn last line stays unread until a newline ends it
+            for line in complete.splitlines(keepends=True):
+                row, _ = parse_line(line)
+                if row is not None:
+                    self._index.add(row_key(row))
+            self._indexed += len(complete)
+        return self._index
 
     def replace_with(self, rows: list[dict[str, Any]]) -> None:
         """Write exactly `rows` as the store, atomically: a temporary file beside it, fsync'd, renamed into place."""

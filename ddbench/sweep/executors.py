@@ -79,9 +79,11 @@ class LocalExecutor:
 
     @classmethod
     def from_options(cls, address: str | None = None, workers: int | None = None,
-                     threads_per_task: int | None = None) -> "LocalExecutor":
+                     threads_per_task: int | None = None, host: str | None = None) -> "LocalExecutor":
         if address:
             raise DDBenchError("--address needs --executor ray")
+        if host:
+            raise DDBenchError("--ray-host needs --executor ray")
         if workers:
             raise DDBenchError("--workers needs --executor ray")
         return cls(threads_per_task)
@@ -128,6 +130,10 @@ class LocalExecutor:
         return summary
 
 
-def make_executor(name: str, address: str | None = None, workers: int | None = None, threads_per_task: int | None = None):
+def make_executor(name: str, address: str | None = None, workers: int | None = None, threads_per_task: int | None = None,
+                  host: str | None = None):
     """The executor called `name`: "local" (in-process), "ray" (needs the `ray` extra) or a plug-in's."""
-    return EXECUTORS.get(name).from_options(address=address, workers=workers, threads_per_task=threads_per_task)
+    options = {"address": address, "workers": workers, "threads_per_task": threads_per_task}
+    if host:
+        options["host"] = host
+    return EXECUTORS.get(name).from_options(**options)
