@@ -6,7 +6,8 @@ against the fitted and the current estimate.
 
     python benchmarks/calibrate_plan.py --results leaderboard --results OTHER_STORE --data-root ../shared/data
 
-ddbench.engine.cost.ASSUMED_FLOPS_PER_S["cpu"] and EVAL_TRAIN_FACTOR["cpu"] are set from its output (RESULTS.md).
+ddbench.engine.cost.ASSUMED_FLOPS_PER_S["cpu"] and EVAL_TRAIN_FACTOR["cpu"] are set from its output (RESULTS.md); the
+"current estimate" column adds STEP_SECONDS["cpu"] per optimizer step, as `--plan` does.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from ddbench.data import load_dataset
-from ddbench.engine.cost import ASSUMED_FLOPS_PER_S, EVAL_TRAIN_FACTOR, forward_flops
+from ddbench.engine.cost import ASSUMED_FLOPS_PER_S, EVAL_TRAIN_FACTOR, STEP_SECONDS, eval_steps, forward_flops
 from ddbench.kinds import get_kind, load_protocol
 from ddbench.store.results import ResultStore
 from ddbench.store.rows import record_type
@@ -32,6 +33,7 @@ def main() -> None:
     parser.add_argument("--data-root", default=None)
     args = parser.parse_args()
     samples: list[tuple[str, float, float, float]] = []  # (card, fwd × trained, fwd × tested, seconds)
+    steps: dict[str, float] = {}  # card -> optimizer steps per network (their fixed cost is not fitted here)
     datasets = {}
     for directory in args.results:
         for row in ResultStore(directory).rows():
@@ -50,6 +52,7 @@ def main() -> None:
             fwd = forward_flops(row["arch"], train.num_classes, train.channels, *map(int, train.image_size))
             trained, tested = get_kind(card.kind).work(card, train)
             samples.append((row["protocol"], fwd * trained, fwd * tested, float(row["wall_time_s"])))
+            steps[row["protocol"]] = eval_steps(card, trained)
     for item in args.measured:
         protocol, _, seconds = item.partition("=")
         card = load_protocol(protocol)
@@ -59,6 +62,7 @@ def main() -> None:
         fwd = forward_flops(card.archs[0], train.num_classes, train.channels, *map(int, train.image_size))
         trained, tested = get_kind(card.kind).work(card, train)
         samples.append((f"{protocol} (measured)", fwd * trained, fwd * tested, float(seconds)))
+        steps[f"{protocol} (measured)"] = eval_steps(card, trained)
     if not samples:
         raise SystemExit("no CPU rows of supervised cards with wall times in the given stores")
     cards = sorted({c for c, *_ in samples})
@@ -77,7 +81,8 @@ def main() -> None:
         rows = [(t, s, w) for c, t, s, w in samples if c == card]
         measured = statistics.median(w for *_, w in rows)
         fitted = statistics.mean(t * factor / rate + s / rate for t, s, _ in rows)
-        current = statistics.mean((t * EVAL_TRAIN_FACTOR["cpu"] + s) / ASSUMED_FLOPS_PER_S["cpu"] for t, s, _ in rows)
+        current = statistics.mean((t * EVAL_TRAIN_FACTOR["cpu"] + s) / ASSUMED_FLOPS_PER_S["cpu"] + steps[card] * STEP_SECONDS["cpu"]
+                                  for t, s, _ in rows)
         print(f"| {card} | {len(rows)} | {measured:.1f} | {fitted:.1f} | {current:.1f} |")
 
 

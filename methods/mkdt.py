@@ -41,7 +41,7 @@ from ddbench.data import ImageDataset
 from ddbench.distill.kd import DIGITS_BUDGET, KD_OPTIONS, SSL_QUICK, high_loss_indices, kd_artefacts, kd_experts, teacher_targets
 from ddbench.distill.method import Artefact, DistillContext, Method
 from ddbench.distill.registry import register_method
-from ddbench.engine.cost import unrolled_flops
+from ddbench.engine.cost import unrolled_flops, unrolled_steps
 from ddbench.engine.experts import ExpertBank
 from ddbench.engine.unroll import FlatNetwork, matching_iteration, trajectory_matching_loss, unroll
 from ddbench.store.distilled import DistilledSet
@@ -82,6 +82,9 @@ class MKDT(Method):
         cfg = ctx.config
         return unrolled_flops(cfg["arch"] or ctx.card.archs[0], 512, train, cfg["iterations"], cfg["syn_steps"],
                               cfg["batch_syn"] or ctx.card.params.budget)
+
+    def distill_steps(self, train: ImageDataset, ctx: DistillContext) -> float:
+        return unrolled_steps(ctx.config["iterations"], ctx.config["syn_steps"])
 
     def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
         cfg, device = ctx.config, ctx.device

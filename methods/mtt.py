@@ -42,7 +42,7 @@ from ddbench.distill.artefacts import expert_artefacts
 from ddbench.distill.method import Artefact, DistillContext, Method
 from ddbench.distill.registry import register_method
 from ddbench.engine.augment import DSA
-from ddbench.engine.cost import unrolled_flops
+from ddbench.engine.cost import unrolled_flops, unrolled_steps
 from ddbench.engine.experts import ExpertRecipe, ensure_experts
 from ddbench.engine.unroll import FlatNetwork, matching_iteration
 from ddbench.engine.whitening import pending_zca_space, resolve_space
@@ -105,6 +105,9 @@ class MTT(Method):
         cfg = ctx.config
         return unrolled_flops(cfg["arch"] or ctx.card.archs[0], train.num_classes, train, cfg["iterations"],
                               cfg["syn_steps"], cfg["batch_syn"] or ctx.card.ipc * train.num_classes)
+
+    def distill_steps(self, train: ImageDataset, ctx: DistillContext) -> float:
+        return unrolled_steps(ctx.config["iterations"], ctx.config["syn_steps"])
 
     def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
         cfg = ctx.config

@@ -100,3 +100,29 @@ def test_a_new_protocol_kind_is_one_registered_class(tmp_path):
         assert [(r["protocol"], r["seed"], r["accuracy"]) for r in rows] == [("count-digits", 0, 30.0), ("count-digits", 1, 30.0)]
     finally:
         KINDS.unregister("count-images")
+
+
+def test_a_method_that_fits_no_card_is_refused_before_any_data_is_read(tmp_path, monkeypatch, capsys):
+    """Planning mkdt (ssl-transfer only) beside random on a supervised card stops at once, naming the pair, with no
+    dataset loaded for the cards that come first (a CIFAR-10 plan once spent 54 minutes before refusing)."""
+    import ddbench.sweep.build as build
+
+    loads: list[str] = []
+    monkeypatch.setattr(build, "load_dataset", lambda name, *a, **k: loads.append(name) or (_ for _ in ()).throw(AssertionError))
+    code = main(["evaluate", "--method", "random,mkdt", "--protocol", "digits-quick", "--plan", "--results",
+                 str(tmp_path / "lb"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "method 'mkdt' does not support supervised cards like 'digits-quick'" in err and loads == []
+
+
+def test_a_gpu_plan_on_a_cpu_head_prices_with_the_gpu_rates_and_ignores_cpu_rows(tmp_path, capsys):
+    args = ["evaluate", "--method", "random", "--protocol", str(CARDS / "digits-ipc1.toml"), "--results", str(tmp_path / "lb"),
+            "--epochs", "20", "--no-progress"]
+    assert main([*args, "--seeds", "2"]) == 0  # CPU rows with their wall times
+    capsys.readouterr()
+    assert main([*args, "--seeds", "3", "--plan"]) == 0
+    cpu_plan = capsys.readouterr().out
+    assert main([*args, "--seeds", "3", "--plan", "--device", "cuda"]) == 0
+    gpu_plan = capsys.readouterr().out
+    assert "(in-process executor, cpu)" in cpu_plan and "recorded times" in cpu_plan
+    assert "(in-process executor, cuda)" in gpu_plan and "recorded times" not in gpu_plan and "20 TFLOP/s" in gpu_plan

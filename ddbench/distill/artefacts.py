@@ -13,7 +13,7 @@ import torch
 from ddbench.data import ImageDataset
 from ddbench.data.space import ImageSpace
 from ddbench.distill.method import Artefact, DistillContext
-from ddbench.engine.cost import training_flops
+from ddbench.engine.cost import training_flops, training_steps
 from ddbench.engine.experts import ExpertRecipe, expert_bank, recorded_seconds, train_experts
 from ddbench.engine.realtrain import cached_real_network, real_network_path
 from ddbench.engine.teacher import teacher_key, teacher_representations
@@ -70,7 +70,8 @@ def expert_artefacts(count: int, arch: str, train: ImageDataset, space: ImageSpa
     return zca + [Artefact(stage="experts", key=f"expert:{rel}/{seed}", label=f"expert {seed} of {count} ({arch}, {train.name})",
                      build=functools.partial(_build_expert, seed=seed, count=count, arch=arch, space=space, recipe=recipe,
                                              teacher=teacher),
-                     files=functools.partial(_expert_files, bank_dir=rel, seed=seed), deps=deps, flops=flops, seconds=seconds)
+                     files=functools.partial(_expert_files, bank_dir=rel, seed=seed), deps=deps, flops=flops, seconds=seconds,
+                     steps=training_steps(recipe.epochs, len(train.x_train), recipe.batch_size))
             for seed in range(count)]
 
 
@@ -114,4 +115,5 @@ def selection_artefact(arch: str, train: ImageDataset, space: ImageSpace, recipe
     flops = training_flops(arch, train.num_classes, train.channels, train.image_size, recipe.epochs * len(train.x_train))
     return Artefact(stage="selection", key=f"selection:{rel}", label=f"selection network {arch} on {train.name} (seed {seed})",
                     build=functools.partial(_build_selection, arch=arch, space=space, recipe=recipe, seed=seed),
-                    files=functools.partial(_selection_files, rel=rel), flops=flops)
+                    files=functools.partial(_selection_files, rel=rel), flops=flops,
+                    steps=training_steps(recipe.epochs, len(train.x_train), recipe.batch_size))

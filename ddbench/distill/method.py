@@ -91,6 +91,7 @@ class Artefact:
     deps: tuple[str, ...] = ()
     flops: float | None = None  # estimated work, for `--plan`
     seconds: float | None = None  # measured on earlier runs, where known
+    steps: float = 0.0  # optimizer steps, each with a fixed cost beside its FLOPs (ddbench.engine.cost.STEP_SECONDS)
 
 
 class Method:
@@ -154,6 +155,10 @@ class Method:
     def distill_flops(self, train: ImageDataset, ctx: DistillContext) -> float | None:
         """An estimate of the distillation's floating-point work, for `--plan` (default: unknown)."""
         return None
+
+    def distill_steps(self, train: ImageDataset, ctx: DistillContext) -> float:
+        """The distillation's optimizer steps (each has a fixed cost beside its FLOPs), for `--plan` (default: 0)."""
+        return 0.0
 
     def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
         raise NotImplementedError

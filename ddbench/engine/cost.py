@@ -20,6 +20,11 @@ ASSUMED_FLOPS_PER_S = {"cuda": 20e12, "cpu": 0.38e12}
 # An evaluation network trains on tiny batches with DSA augmentation: one trained image then costs far more than
 # the three forward passes of its arithmetic. Fitted on the CPU rows with the rate above; CUDA keeps the arithmetic.
 EVAL_TRAIN_FACTOR = {"cuda": 3.0, "cpu": 10.0}
+# A fixed cost per optimizer step on top of the arithmetic: DSA's sampling, kernel launches, Python. It is most of a
+# step on small images or small sets (digits: 4.7 ms of a 5.2 ms evaluation step on this CPU). CPU: fitted on this
+# machine's digits runs (RESULTS.md); CUDA: from the H100 reference timings (30 unrolled MTT steps in 0.40 s).
+STEP_SECONDS = {"cuda": 4e-3, "cpu": 4.7e-3}
+UNROLL_STEP_COST = 4.0  # an unrolled matching step costs about four optimizer steps of overhead (measured on digits)
 
 
 @functools.lru_cache(maxsize=256)
@@ -43,8 +48,26 @@ def eval_flops(arch: str, train, trained: float, tested: float, device_type: str
     return fwd * (trained * EVAL_TRAIN_FACTOR.get(device_type, EVAL_TRAIN_FACTOR["cpu"]) + tested)
 
 
-def hours(flops: float, device_type: str) -> float:
-    return flops / ASSUMED_FLOPS_PER_S.get(device_type, ASSUMED_FLOPS_PER_S["cpu"]) / 3600.0
+def eval_steps(card, trained: float) -> float:
+    """Optimizer steps of one evaluated network that trains on `trained` images over all its passes (kind.work)."""
+    passes = card.train.epochs + 1
+    return training_steps(passes, int(round(trained / passes)), card.train.batch_size)
+
+
+def hours(flops: float, device_type: str, steps: float = 0.0) -> float:
+    """Device-hours of `flops` of arithmetic and `steps` optimizer steps' fixed cost."""
+    rate = ASSUMED_FLOPS_PER_S.get(device_type, ASSUMED_FLOPS_PER_S["cpu"])
+    return (flops / rate + steps * STEP_SECONDS.get(device_type, STEP_SECONDS["cpu"])) / 3600.0
+
+
+def training_steps(epochs: int, images: int, batch_size: int) -> float:
+    """Optimizer steps of `epochs` passes over `images` in batches of `batch_size`."""
+    return float(epochs * -(-images // max(1, batch_size)))
+
+
+def unrolled_steps(iterations: int, steps: int) -> float:
+    """Trajectory matching's steps, in optimizer-step equivalents of fixed cost."""
+    return UNROLL_STEP_COST * iterations * steps
 
 
 UNROLL_FACTOR = 6.0  # an unrolled step and the backward through it, in forward passes (an estimate)

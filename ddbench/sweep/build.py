@@ -15,7 +15,7 @@ from ddbench.cards.card import MAX_SEEDS, ProtocolCard
 from ddbench.core.errors import DDBenchError
 from ddbench.data import ImageDataset, dataset_status, load_dataset
 from ddbench.distill.method import DistillContext, Method
-from ddbench.engine.cost import ASSUMED_FLOPS_PER_S, EVAL_TRAIN_FACTOR, eval_flops, hours
+from ddbench.engine.cost import ASSUMED_FLOPS_PER_S, EVAL_TRAIN_FACTOR, STEP_SECONDS, eval_flops, eval_steps, hours
 from ddbench.kinds import check_fits, get_kind
 from ddbench.store.distilled import DistilledSet
 from ddbench.store.results import row_key
@@ -100,8 +100,6 @@ class _Builder:
     def add(self, req: Request) -> None:
         card, opts = req.card, self.opts
         kind = get_kind(card.kind)
-        if req.method is not None and kind.sets not in req.method.kinds:
-            raise DDBenchError(f"method '{req.method.name}' does not support {card.kind} cards like '{card.id}'")
         run_id = req.run_id
         tasks = row_tasks(card, opts, quiet=False)
         archs = list(opts.archs or card.archs)
@@ -143,6 +141,7 @@ class _Builder:
             self.graph.add(Task(f"rows:{run_id}:{card.id}:{card.hash}:{arch}:{chunk[0]}-{chunk[-1]}", kind.stage,
                                 f"{card.id} {req.label()} {arch} seed{'s' if len(todo) > 1 else ''} {','.join(map(str, todo))}",
                                 action, deps=deps, gpus=EVAL_GPU_SHARE, flops=self._eval_flops(card, arch, train, len(todo)),
+                                steps=len(todo) * eval_steps(card, get_kind(card.kind).work(card, train)[0]),
                                 seconds=seconds * len(todo) if seconds else None))
 
     def _distill_tasks(self, method: Method, card: ProtocolCard, train: ImageDataset, seeds: list[int],
@@ -156,7 +155,7 @@ class _Builder:
             set_seeds = seeds if method.sets_per_seed(card) else [0]
         keys: dict[int, str] = {}
         paths: dict[int, str] = {}
-        times = [r["distill_time_s"] for r in self.rows if r.get("method") == method.name and r.get("protocol") == card.id
+        times = [r["distill_time_s"] for r in self._on_this_device_kind() if r.get("method") == method.name and r.get("protocol") == card.id
                  and isinstance(r.get("distill_time_s"), (int, float))]
         for seed in set_seeds:
             path = set_cache_path(method, card, train, seed, opts)
@@ -172,11 +171,12 @@ class _Builder:
                 for art in arts:
                     build = BuildArtefact(art, card, method, seed)
                     self.graph.add(Task(art.key, art.stage, art.label, build, deps=art.deps, flops=art.flops,
-                                        seconds=art.seconds, done=all(p.is_file() for p in art.files(opts.cache_dir))))
+                                        seconds=art.seconds, steps=art.steps, done=all(p.is_file() for p in art.files(opts.cache_dir))))
                 deps = tuple(a.key for a in arts)
             key = f"set:{rel}"
             self.graph.add(Task(key, "distill", f"{method.name} {card.id} seed {seed}", action, deps=deps,
                                 flops=None if done else method.distill_flops(train, ctx),
+                                steps=0.0 if done else method.distill_steps(train, ctx),
                                 seconds=statistics.mean(times) if times else None, done=done))
             keys[seed] = key
             paths[seed] = rel
@@ -189,13 +189,18 @@ class _Builder:
         except Exception:  # an arch the counter cannot trace: no estimate
             return None
 
+    def _on_this_device_kind(self) -> list[dict[str, Any]]:
+        """Stored rows measured on the kind of device this sweep plans for (a CPU row never prices a GPU task)."""
+        kind = self.opts.device.type  # a row's device is "cpu (…)" or the GPU's name
+        return [r for r in self.rows if ("cpu" if str(r.get("device", "")).startswith("cpu") else "cuda") == kind]
+
     def _history(self, req: Request, card: ProtocolCard) -> dict[str, float]:
         """Mean recorded wall time per (arch) seed of earlier rows of this card and method; where the method has none,
         of any method on this card (a supervised evaluation costs the same whatever made the set, at equal IPC)."""
         name = req.method.name if req.method else (req.dset.method if req.dset else "")
         same: dict[str, list[float]] = {}
         other: dict[str, list[float]] = {}
-        for r in self.rows:
+        for r in self._on_this_device_kind():
             if r.get("protocol_hash") == card.hash and isinstance(r.get("wall_time_s"), (int, float)) and not r.get("task"):
                 (same if r.get("method") == name else other).setdefault(r["arch"], []).append(float(r["wall_time_s"]))
         if not get_kind(card.kind).per_class_ipc:
@@ -219,6 +224,9 @@ def build_sweep(requests: list[Request], opts: Any, seeds_per_task: int | None =
         raise DDBenchError(f"seeds must be 1..{MAX_SEEDS}, got {opts.seeds}")
     if opts.store is not None:
         opts.store.check_writable()
+    for req in requests:  # every method against every card before any dataset is read or artefact planned
+        if req.method is not None and get_kind(req.card.kind).sets not in req.method.kinds:
+            raise DDBenchError(f"method '{req.method.name}' does not support {req.card.kind} cards like '{req.card.id}'")
     builder = _Builder(opts, seeds_per_task)
     for req in requests:
         builder.add(req)
@@ -254,7 +262,7 @@ def plan(sweep: Sweep, executor: str) -> str:
     device_type = sweep.opts.device.type
     stages: dict[str, dict[str, Any]] = {}
     for task in sweep.graph.order():
-        st = stages.setdefault(task.stage, {"tasks": 0, "cached": 0, "recorded": 0.0, "flops": 0.0, "unknown": 0})
+        st = stages.setdefault(task.stage, {"tasks": 0, "cached": 0, "recorded": 0.0, "flops": 0.0, "steps": 0.0, "unknown": 0})
         st["tasks"] += 1
         if task.done:
             st["cached"] += 1
@@ -262,11 +270,12 @@ def plan(sweep: Sweep, executor: str) -> str:
             st["recorded"] += task.seconds / 3600.0
         elif task.flops is not None:
             st["flops"] += task.flops
+            st["steps"] += task.steps
         else:
             st["unknown"] += 1
     table, total = [], 0.0
     for name, st in stages.items():
-        est = st["recorded"] + hours(st["flops"], device_type)
+        est = st["recorded"] + hours(st["flops"], device_type, st["steps"])
         total += est
         basis = [b for b, on in (("recorded times", st["recorded"]), ("FLOPs", st["flops"])) if on]
         if st["unknown"]:
@@ -283,7 +292,9 @@ def plan(sweep: Sweep, executor: str) -> str:
 def sweep_rate(device_type: str) -> str:
     rate = ASSUMED_FLOPS_PER_S.get(device_type, ASSUMED_FLOPS_PER_S["cpu"])
     factor = EVAL_TRAIN_FACTOR.get(device_type, EVAL_TRAIN_FACTOR["cpu"])
-    return f"{rate / 1e12:g} TFLOP/s and {factor:g} forward passes per trained image of an evaluation network"
+    step = STEP_SECONDS.get(device_type, STEP_SECONDS["cpu"])
+    return (f"{rate / 1e12:g} TFLOP/s, {factor:g} forward passes per trained image of an evaluation network and "
+            f"{step * 1e3:g} ms per optimizer step")
 
 
 def collect(req: Request, opts: Any) -> list[dict[str, Any]]:

@@ -61,6 +61,7 @@ class Task:
     gpus: float = 1.0  # the share of a GPU it asks for when the sweep runs on GPUs
     flops: float | None = None  # estimated work, for --plan
     seconds: float | None = None  # measured on earlier runs, for --plan
+    steps: float = 0.0  # optimizer steps (each with a fixed cost beside its FLOPs), for --plan
     done: bool = False  # its outputs are already cached (or its rows stored)
 
 

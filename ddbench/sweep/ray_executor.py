@@ -221,19 +221,20 @@ def clean_stale(cache: Path, now: float | None = None) -> int:
 
 @contextlib.contextmanager
 def _quiet_stdio(log_file: Path) -> Iterator[None]:
-    """Ray's own start-up output (file descriptors 1 and 2) into `log_file`, not the user's terminal."""
+    """Ray's own start-up output (file descriptors 1 and 2, and Python's sys.stdout / sys.stderr) into `log_file`,
+    not the user's terminal."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
     saved = (os.dup(1), os.dup(2))
-    with open(log_file, "ab") as sink:
+    with open(log_file, "a", buffering=1) as sink:
         os.dup2(sink.fileno(), 1)
         os.dup2(sink.fileno(), 2)
         try:
-            yield
+            with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+                yield
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            sink.flush()
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
             os.close(saved[0])
