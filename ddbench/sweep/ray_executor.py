@@ -47,6 +47,7 @@ SHARE_MARKER = ".ddbench-share-{token}"
 PRIVATE_CACHE_ENV = "DDBENCH_PRIVATE_CACHE"
 CONNECT_TIMEOUT_S = 3.0
 HEARTBEAT_S = 60.0
+NODE_CHECK_S = 10.0  # how often the driver looks for nodes that joined (and whether they see its cache)
 MAX_IN_FLIGHT = 1000  # tasks submitted and not yet finished, whatever the cluster's size
 STALE_S = 24 * 3600  # share markers and .part files older than this are left over from a dead run
 
@@ -360,6 +361,19 @@ class RayExecutor:
         blocked: set[str] = set()
         running: dict[Any, tuple[Task, float, float]] = {}  # ref -> (task, submitted at, last heartbeat)
         window, count = self._window(), 0
+        nodes = {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
+        checked = time.monotonic()
+
+        def recheck_nodes() -> None:  # a node that joins later without the shared cache gets its files sent
+            nonlocal shared, nodes, checked
+            if not shared or time.monotonic() - checked < NODE_CHECK_S:
+                return
+            checked = time.monotonic()
+            alive = {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
+            if alive - nodes and not self._all_nodes_share(spec):
+                shared = False
+                log.info("ray: a node joined that does not see the driver's cache; its tasks now receive their files")
+            nodes = alive
 
         def manifest(key: str) -> Manifest:
             if key not in files:  # made before this run: its files from the driver's cache
@@ -376,6 +390,7 @@ class RayExecutor:
                         files.pop(dep, None)  # no task left needs these objects: Ray frees them
 
         def submit() -> None:
+            recheck_nodes()
             while ready and len(running) < window:
                 _, _, key = heapq.heappop(ready)
                 if key in blocked:
