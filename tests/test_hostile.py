@@ -167,7 +167,7 @@ def test_sets_that_should_never_make_a_row(tmp_path, capsys):
                        ("lr_img=nan", "lr_img=nan must be a finite number")):
         _one_line(capsys, ["evaluate", "--method", "mtt", "--cfg", cfg, "--results", lb], match)
     _one_line(capsys, ["evaluate", "--method", "random", "--protocol", "../../x", "--results", lb], "unknown protocol")
-    _one_line(capsys, ["robustness", "--method", "random", "--protocol", "digits-*", "--results", lb], "matches 3")
+    _one_line(capsys, ["robustness", "--method", "random", "--protocol", "digits-*", "--results", lb], "matches 5")
     err = _one_line(capsys, ["evaluate", "--method", "random", "--arch", "a" * 2_000_000, "--results", lb], "architecture")
     assert len(err[-1]) < 500  # a 2 MB name is cut in the message
     assert not (tmp_path / "lb").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -109,11 +110,29 @@ class _Clock:
             self.last = self._now()
 
 
+@dataclass
+class Trained:
+    """One network just trained under a card: what a kind's `measure` may look at."""
+
+    arch: str
+    seed: int
+    dset: DistilledSet
+    space: ImageSpace  # the space its inputs live in (the set's, with its ZCA)
+    x_test: torch.Tensor  # the test split in that space, on the device
+    y_test: torch.Tensor
+
+
 @register_kind
 class Supervised(ProtocolKind):
-    """Fresh networks trained on the set with the card's recipe, tested on the real test split."""
+    """Fresh networks trained on the set with the card's recipe, tested on the real test split. Kinds that train the
+    same networks and measure more (adversarial, privacy) subclass it and extend `measure`."""
 
     name = "supervised"
+
+    def measure(self, model: torch.nn.Module, net: Trained, card: ProtocolCard, train: ImageDataset,
+                rt: Runtime) -> dict[str, Any]:
+        """The row fields of one trained network: here its test accuracy (%)."""
+        return {"accuracy": round(100.0 * accuracy(model, net.x_test, net.y_test), 4)}
 
     def check_set(self, dset: DistilledSet, card: ProtocolCard, train: ImageDataset) -> None:
         _check_class_budget(dset, card, train)
@@ -153,13 +172,13 @@ class Supervised(ProtocolKind):
             def save_row(k: int, model: torch.nn.Module, seeds=seeds, sets=sets, x_test=x_test, clock=clock, mode=mode) -> None:
                 seconds = clock.lap()
                 p = sets[k] if per_seed else sets[0]
-                acc = accuracy(model, x_test, y_test)
+                measured = self.measure(model, Trained(job.arch, seeds[k], p.dset, p.space, x_test, y_test), card, train, rt)
                 emit([make_row(
-                    base_row, p.dset, device, arch=job.arch, seed=seeds[k], accuracy=round(100.0 * acc, 4),
+                    base_row, p.dset, device, arch=job.arch, seed=seeds[k], **measured,
                     n_test=len(y_test), label_mode=p.label_mode, lr=p.lr, learned_lr_used=p.lr != card.train.lr,
                     batch_mode=f"vmap{len(seeds)}" if mode == "vmap" else "loop", wall_time_s=round(seconds, 3),
                 )])
-                log.info(f"  {card.id} {job.arch} seed {seeds[k]}: {100 * acc:.2f}%")
+                log.info(f"  {card.id} {job.arch} seed {seeds[k]}: {measured['accuracy']:.2f}%")
                 clock.restart()
 
             train_networks(job.arch, seeds, x, y, first.label_mode, card.train, first.lr, train.num_classes, augment,

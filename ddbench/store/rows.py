@@ -16,8 +16,8 @@ from ddbench.core.errors import DDBenchError
 LabelMode = Literal["hard", "soft", "regression", "none"]  # "none": images only (self-supervised pre-training)
 LABEL_MODES: tuple[LabelMode, ...] = get_args(LabelMode)
 
-ROW_SCHEMA = 3  # 2: rows built and checked by build_row (fields as 1); 3: + set_storage, distill_cost
-READABLE_SCHEMAS = (1, 2, 3)
+ROW_SCHEMA = 4  # 2: rows built and checked by build_row (fields as 1); 3: + set_storage, distill_cost; 4: + adversarial, privacy
+READABLE_SCHEMAS = (1, 2, 3, 4)
 KEY_FIELDS = ("run_id", "protocol", "protocol_hash", "arch", "seed")
 OPTIONAL_KEY_FIELDS = ("task",)  # ssl-transfer rows: "<downstream>@<label fraction>"
 REQUIRED_FIELDS = (
@@ -80,6 +80,8 @@ class Row(Record, total=False):
     peak_mem_kind: str
     set_storage: dict[str, Any]  # bytes of the set's images, labels, aux tensors, ZCA, and of its budget of real images
     distill_cost: dict[str, Any] | None  # what making the set cost (device, seconds by stage, peak memory); None: not ours
+    adversarial: dict[str, Any]  # adversarial cards: accuracy under each attack, the library, its recipe and seconds
+    privacy: dict[str, Any]  # privacy cards: membership-inference AUC and TPR at low FPR, per level and attack
 
 
 ROBUST_TASK = "robust"  # the key's task of a robustness record (and, in schema 1, of robustness rows)

@@ -1,0 +1,128 @@
+"""`privacy`: the supervised card's networks, then membership inference against each (ddbench.engine.membership).
+
+Threat model: an attacker who can query the trained network's loss on an image and wants to tell whether that image
+was used to make it, either as a real training image behind the set (population level) or as one of the images the
+set was made from (source level). The members are real training images.
+
+- Population: a fixed sample of training images (members) against as many test images (non-members).
+- Source: the training images a set was selected or initialised from (`indices` of subset sets, `init_indices` of
+  MTT/MKDT) against other training images of the same classes; sets without that provenance get "not applicable"
+  and no number.
+- Each level with the loss-threshold attack and the calibrated attack (shadow networks trained with the card's
+  recipe on random real subsets of the set's size, in the set's space, shared by every seed of an arch).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from ddbench.cards.card import ProtocolCard
+from ddbench.data import ImageDataset
+from ddbench.data.space import ImageSpace
+from ddbench.engine.augment import DSA
+from ddbench.engine.membership import MembershipRecipe, calibrated_attack, example_losses, fixed_sample, loss_attack
+from ddbench.engine.train import train_networks
+from ddbench.kinds.base import Need, Runtime, register_kind
+from ddbench.kinds.supervised import Supervised, Trained
+
+PRIVACY_VERSION = 1
+SHADOW_SEED = 1_000_000  # shadow networks and their subsets draw from seeds no evaluation uses
+NOT_APPLICABLE = "not applicable: the set records no real images it was made from"
+
+
+@dataclass(frozen=True)
+class PrivacyParams:
+    membership: MembershipRecipe
+
+
+def source_indices(extra: dict[str, Any]) -> list[int] | None:
+    """The training images a set was made from, where it records them."""
+    for key in ("indices", "init_indices"):
+        if isinstance(extra.get(key), list) and extra[key]:
+            return [int(i) for i in extra[key]]
+    return None
+
+
+@dataclass
+class _Pools:
+    """The examples attacked, as (images in the set's space, labels) on the device."""
+
+    member: tuple[torch.Tensor, torch.Tensor]
+    nonmember: tuple[torch.Tensor, torch.Tensor]
+
+
+_SHADOWS: dict[tuple, list[torch.nn.Module]] = {}  # (card hash, arch, set size, space) -> shadow networks, per process
+
+
+@register_kind
+class Privacy(Supervised):
+    """Supervised training, then loss and calibrated membership inference at population and source level."""
+
+    name = "privacy"
+    Params = PrivacyParams
+
+    def check_card(self, card: ProtocolCard, need: Need) -> None:
+        super().check_card(card, need)
+        m = card.params.membership
+        need(m.n_population >= 10 and m.n_source_nonmembers >= 10, "membership pools must hold at least 10 examples")
+        need(0 <= m.shadows <= 64 and m.batch_size >= 1, "membership.shadows must be 0..64 and batch_size 1 or more")
+
+    def _pool(self, train: ImageDataset, space: ImageSpace, indices: torch.Tensor, test: bool, device) -> tuple:
+        x = (train.x_test if test else train.x_train)[indices]
+        y = (train.y_test if test else train.y_train)[indices]
+        return space.from_uint8(x, device), y.to(device)
+
+    def _shadows(self, net: Trained, card: ProtocolCard, train: ImageDataset, rt: Runtime) -> list[torch.nn.Module]:
+        m = card.params.membership
+        size = len(net.dset.images)
+        key = (card.hash, net.arch, size, net.space.mean, net.space.std, id(net.space.zca), m.shadows)
+        if key not in _SHADOWS:
+            per_class = max(1, size // train.num_classes)
+            seeds = [SHADOW_SEED + i for i in range(m.shadows)]
+            subsets = []
+            for seed in seeds:
+                gen = torch.Generator().manual_seed(seed)
+                subsets.append(torch.cat([train.indices_of_class(c)[torch.randperm(len(train.indices_of_class(c)),
+                                          generator=gen)[:per_class]] for c in range(train.num_classes)]))
+            x = torch.stack([net.space.from_uint8(train.x_train[s], rt.device) for s in subsets])
+            y = torch.stack([train.y_train[s] for s in subsets]).to(rt.device)
+            augment = DSA(card.train.dsa_strategy) if card.train.augment == "dsa" else None
+            result = train_networks(net.arch, seeds, x, y, "hard", card.train, card.train.lr, train.num_classes, augment,
+                                    mode="loop", progress=False, per_seed_data=True) if seeds else None
+            _SHADOWS[key] = list(result.models) if result else []
+        return _SHADOWS[key]
+
+    def _level(self, model, shadows, pools: _Pools, batch: int) -> dict[str, Any]:
+        target = [example_losses(model, *pool, batch) for pool in (pools.member, pools.nonmember)]
+        out = {"loss": loss_attack(*target)}
+        if shadows:
+            shadow = [torch.stack([example_losses(s, *pool, batch) for s in shadows]) for pool in (pools.member, pools.nonmember)]
+            out["calibrated"] = calibrated_attack(*target, *shadow)
+        return out
+
+    def measure(self, model: torch.nn.Module, net: Trained, card: ProtocolCard, train: ImageDataset,
+                rt: Runtime) -> dict[str, Any]:
+        row = super().measure(model, net, card, train, rt)
+        m = card.params.membership
+        shadows = self._shadows(net, card, train, rt)
+        population = _Pools(self._pool(train, net.space, fixed_sample(torch.arange(len(train.x_train)), m.n_population, 1), False,
+                                       rt.device),
+                            self._pool(train, net.space, fixed_sample(torch.arange(len(train.x_test)), m.n_population, 2), True,
+                                       rt.device))
+        result: dict[str, Any] = {"population": self._level(model, shadows, population, m.batch_size)}
+        sources = source_indices(net.dset.extra)
+        if sources is None:
+            result["source"] = NOT_APPLICABLE
+        else:
+            members = torch.tensor(sorted(set(sources)))
+            classes = set(train.y_train[members].tolist())
+            others = torch.tensor([i for i in range(len(train.x_train)) if i not in set(sources)
+                                   and int(train.y_train[i]) in classes])
+            pools = _Pools(self._pool(train, net.space, members, False, rt.device),
+                           self._pool(train, net.space, fixed_sample(others, m.n_source_nonmembers, 3), False, rt.device))
+            result["source"] = self._level(model, shadows, pools, m.batch_size)
+        return {**row, "privacy": {**result, "shadows": len(shadows), "recipe": asdict(m), "kind_version": PRIVACY_VERSION,
+                                   "attacks": "loss threshold (Yeom et al. 2018); calibrated by shadow networks "
+                                              "(Watson et al. 2022)"}}
