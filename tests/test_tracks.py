@@ -140,3 +140,43 @@ def test_a_privacy_card_typo_is_refused(tmp_path):
     path.write_text('include = "digits-quick"\nid = "bad"\nversion = 1\nkind = "privacy"\n[membership]\nshadow = 2\n')
     with pytest.raises(DDBenchError, match="unknown key"):
         load_protocol(str(path))
+
+
+def test_the_tracks_are_ranked_and_summarised_on_the_leaderboard_and_the_site(opts, tmp_path):
+    """Rows of the digits quick cards, relabelled as full MNIST track cards for two methods and five seeds: each card
+    ranks every measurement as a task with the accuracy's statistics, and the dataset gets its method × (clean, PGD,
+    MIA AUC) summary, in the markdown and on the site with its plot."""
+    from ddbench.publish.leaderboard import render
+    from ddbench.publish.site import build_site
+    from ddbench.store.results import ResultStore
+
+    quick = dataclasses.replace(opts, seeds=1)
+    made = [*evaluate_method(create_method("random"), load_protocol("digits-adv-quick").with_overrides(epochs=30), quick),
+            *evaluate_method(create_method("random"), load_protocol("digits-privacy-quick").with_overrides(epochs=30), quick)]
+    store = ResultStore(tmp_path / "lb")
+    rows = []
+    for template in made:
+        card = load_protocol("mnist-ipc10-adv" if "adversarial" in template else "mnist-ipc10-privacy")
+        for method, shift in (("random", 0.0), ("herding", 5.0)):
+            for seed in range(card.seeds):
+                row = {**template, "protocol": card.id, "protocol_hash": card.hash, "protocol_standard": True, "dataset": "mnist",
+                       "ipc": 10, "method": method, "run_id": f"cfg-{method}", "seed": seed, "protocol_overrides": {}}
+                if "adversarial" in row:
+                    acc = {k: min(100.0, v + shift + 0.1 * seed) for k, v in row["adversarial"]["accuracy"].items()}
+                    row["adversarial"] = {**row["adversarial"], "accuracy": acc}
+                rows.append(row)
+    store.append(rows)
+    text = render(store)
+    assert "## mnist-ipc10-adv" in text and "## mnist-ipc10-privacy" in text and "## Beyond accuracy: mnist at IPC 10" in text
+    adv_section = text.split("## mnist-ipc10-adv")[1].split("## ")[0]
+    for task in ("clean", "fgsm", "pgd", "apgd_ce"):
+        assert f"| {task} " in adv_section
+    ranked = [[c.strip() for c in line.split("|")[1:5]] for line in adv_section.splitlines() if line.startswith("| pgd")]
+    assert ranked == [["pgd", "1", "herding", "convnetd1"], ["pgd", "2", "random", "convnetd1"]]  # 5 points apart: ranked
+    assert "population calibrated: 100(1-AUC)" in text and "source loss: 100(1-AUC)" in text
+    summary = text.split("## Beyond accuracy: mnist at IPC 10")[1]
+    assert "| herding" in summary and "| random" in summary and "MIA AUC (population)" in summary
+    pages = build_site(store, tmp_path / "site")
+    page = (tmp_path / "site" / "mnist.html").read_text()
+    assert any(p.name == "mnist.html" for p in pages) and "Beyond accuracy at IPC 10" in page
+    assert "clean accuracy of each method against its PGD accuracy" in page  # the plot's alt text

@@ -69,6 +69,12 @@ class Privacy(Supervised):
         need(m.n_population >= 10 and m.n_source_nonmembers >= 10, "membership pools must hold at least 10 examples")
         need(0 <= m.shadows <= 64 and m.batch_size >= 1, "membership.shadows must be 0..64 and batch_size 1 or more")
 
+    def work(self, card: ProtocolCard, train: ImageDataset) -> tuple[float, float]:
+        """A network's training plus its share of the shadows (trained once per arch for the card's seeds)."""
+        trained, tested = super().work(card, train)
+        m = card.params.membership
+        return trained * (1 + m.shadows / card.seeds), tested + 4 * m.n_population + 2 * m.n_source_nonmembers
+
     def _pool(self, train: ImageDataset, space: ImageSpace, indices: torch.Tensor, test: bool, device) -> tuple:
         x = (train.x_test if test else train.x_train)[indices]
         y = (train.y_test if test else train.y_train)[indices]

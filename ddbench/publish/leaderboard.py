@@ -21,6 +21,7 @@ from ddbench.core.errors import DDBenchError
 from ddbench.core.paths import atomic_write
 from ddbench.kinds import load_protocol
 from ddbench.publish import stats
+from ddbench.publish.tracks import SUMMARY_HEADERS, track_rows, track_summary
 from ddbench.store.results import ResultStore
 from ddbench.store.rows import record_type, scores_of
 
@@ -273,7 +274,8 @@ def arch_matrix(card: ProtocolCard, part: pd.DataFrame, pub: dict, cites: Citati
 
 
 def render(store: ResultStore) -> str:
-    rows, dropped = current_rows(store)
+    stored, dropped = current_rows(store)
+    rows = track_rows(stored)  # adversarial and privacy rows: one ranked task per measurement
     pub, recipes = published_lookup()
     cites = Citations(recipes)
     summary = summarize(rows)
@@ -303,6 +305,13 @@ def render(store: ResultStore) -> str:
                               else ranked_table(card, sub, pub, cites, scores=scores, seeds=seeds, same_recipe=same))
             lines += [f"## {cell(title)}", "", f"{cell(card.description)} · card v{card.version} `{card.hash}`", "",
                       tabulate(table, headers=headers, tablefmt="github", disable_numparse=True), ""]
+    for (dataset, ipc), table in track_summary(stored, shown_method).items():
+        lines += [f"## Beyond accuracy: {cell(dataset)} at IPC {ipc}", "",
+                  "The adversarial and privacy cards' means over seeds: accuracy on clean and attacked test images (L∞, "
+                  "pixel units; the cards give ε) and the membership attack's AUC (calibrated by shadow networks; 0.5 is "
+                  "chance; source: the images a set was made from, n/a for sets that record none). Each track is "
+                  "ranked in its card's own table above.", "",
+                  tabulate(table, headers=SUMMARY_HEADERS, tablefmt="github", disable_numparse=True), ""]
     if cites.numbers:
         lines += ["## Sources of published numbers", "", *cites.lines(), ""]
     if dropped:

@@ -38,8 +38,10 @@ from ddbench.publish.leaderboard import (
     ranked_table,
     robustness_columns,
     seeds_of,
+    shown_method,
     summarize,
 )
+from ddbench.publish.tracks import SUMMARY_HEADERS, track_rows, track_summary
 from ddbench.store.distilled import DistilledSet
 from ddbench.store.results import ResultStore
 
@@ -276,6 +278,33 @@ def cost_plots(card: ProtocolCard, part: pd.DataFrame, costs: pd.DataFrame) -> s
                      "Pareto front marked")
 
 
+def track_plot(dataset: str, ipc: int, table: list[list[str]]) -> str:
+    """Clean accuracy against PGD accuracy and against the population membership AUC, one point per method."""
+    def number(text: str) -> float | None:
+        try:
+            return float(text)
+        except ValueError:
+            return None
+
+    panels = [(2, "PGD accuracy (%)"), (4, "membership AUC, population (0.5: chance)")]
+    usable = [(i, label) for i, label in panels if any(number(r[1]) is not None and number(r[i]) is not None for r in table)]
+    if not usable:
+        return ""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(usable), figsize=(5.5 * len(usable), 3.8), squeeze=False)
+    for ax, (i, label) in zip(axes[0], usable):
+        for row in table:
+            x, y = number(row[i]), number(row[1])
+            if x is not None and y is not None:
+                ax.scatter([x], [y], s=40, color="C0")
+                ax.annotate(row[0], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.set_xlabel(label)
+        ax.set_ylabel("clean accuracy (%)")
+    fig.suptitle(f"{dataset} at IPC {ipc}: accuracy against robustness and privacy", fontsize=9)
+    return _png(fig, f"{dataset} at IPC {ipc}: clean accuracy of each method against its PGD accuracy and its membership "
+                     "attack AUC")
+
+
 def _page(title: str, body: str) -> str:
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
@@ -310,7 +339,8 @@ def build_site(store: ResultStore, out: str | Path, set_dirs: Iterable[str | Pat
     """Write index.html and one page per dataset under `out`; returns the written files."""
     _pyplot()
     out = Path(out)
-    rows, dropped = current_rows(store)
+    stored, dropped = current_rows(store)
+    rows = track_rows(stored)  # adversarial and privacy rows: one ranked task per measurement
     summary = summarize(rows)
     robust = robustness_columns(rows)
     pub, recipes = published_lookup()
@@ -352,6 +382,12 @@ def build_site(store: ResultStore, out: str | Path, set_dirs: Iterable[str | Pat
                 elif not method.endswith(" (external)"):
                     missing.add((protocol, method))
             plots += grids
+        tracks = {k: v for k, v in track_summary(stored, shown_method).items() if k[0] == dataset}
+        for (_, ipc), table in sorted(tracks.items()):
+            body += [_heading(f"{dataset}-ipc{ipc}-tracks", f"Beyond accuracy at IPC {ipc}"),
+                     "<p class=\"note\">Means over seeds of the adversarial and privacy cards: accuracy on clean and attacked "
+                     "test images, and the calibrated membership attack's AUC (0.5: chance).</p>",
+                     _table_html(SUMMARY_HEADERS, table), track_plot(dataset, ipc, table)]
         body += [*plots, methods_section([r for r in rows if load_protocol(r["protocol"]).dataset == dataset])]
         if cites.numbers:
             body += ["<h2>Sources of published numbers</h2><ol>", *[f"<li>{html.escape(t)}</li>" for t in cites.texts()], "</ol>"]
