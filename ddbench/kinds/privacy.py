@@ -123,9 +123,10 @@ class Privacy(Supervised):
             result["source"] = NOT_APPLICABLE
         else:
             members = torch.tensor(sorted(set(sources)))
-            classes = set(train.y_train[members].tolist())
-            others = torch.tensor([i for i in range(len(train.x_train)) if i not in set(sources)
-                                   and int(train.y_train[i]) in classes])
+            outside = torch.ones(len(train.x_train), dtype=torch.bool)
+            outside[members] = False
+            same_class = torch.isin(train.y_train, train.y_train[members].unique())
+            others = torch.nonzero(outside & same_class).flatten()
             pools = _Pools(self._pool(train, net.space, members, False, rt.device),
                            self._pool(train, net.space, fixed_sample(others, m.n_source_nonmembers, 3), False, rt.device))
             result["source"] = self._level(model, shadows, pools, m.batch_size)
