@@ -50,7 +50,7 @@ def track_summary(rows: list[dict[str, Any]], shown: Any) -> dict[tuple[str, int
     adversarial and privacy cards' rows (means over seeds; AUCs of the calibrated attack, loss attack where no shadows)."""
     cells: dict[tuple[str, int, str], dict[str, list[float]]] = {}
     for row in rows:
-        if record_type(row) != "accuracy":
+        if record_type(row) != "accuracy" or not ("adversarial" in row or "privacy" in row):
             continue
         key = (row["dataset"], int(row["ipc"]), shown(row))
         bucket = cells.setdefault(key, {})
