@@ -180,3 +180,15 @@ def test_the_tracks_are_ranked_and_summarised_on_the_leaderboard_and_the_site(op
     page = (tmp_path / "site" / "mnist.html").read_text()
     assert any(p.name == "mnist.html" for p in pages) and "Beyond accuracy at IPC 10" in page
     assert "clean accuracy of each method against its PGD accuracy" in page  # the plot's alt text
+
+
+def test_the_attacked_model_sees_exactly_what_the_network_trained_on():
+    """Pixels through InPixelSpace give the network's own outputs on the set's space (ZCA included), so ε is in pixels."""
+    from ddbench.data.space import ZCA
+
+    model, space, train, _ = _digits_network(epochs=5)
+    x = train.x_test[:64]
+    zca = ZCA.fit(space.from_uint8(train.x_train), eps=0.1)
+    for s in (space, ImageSpace(space.mean, space.std, zca)):
+        with torch.no_grad():
+            torch.testing.assert_close(InPixelSpace(model, s)(x.float() / 255.0), model(s.from_uint8(x)))
