@@ -286,15 +286,15 @@ def track_plot(dataset: str, ipc: int, table: list[list[str]]) -> str:
         except ValueError:
             return None
 
-    panels = [(2, "PGD accuracy (%)"), (4, "membership AUC, population (0.5: chance)")]
-    usable = [(i, label) for i, label in panels if any(number(r[1]) is not None and number(r[i]) is not None for r in table)]
+    panels = [(3, "PGD accuracy (%)"), (5, "membership AUC, population (0.5: chance)")]
+    usable = [(i, label) for i, label in panels if any(number(r[2]) is not None and number(r[i]) is not None for r in table)]
     if not usable:
         return ""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(usable), figsize=(5.5 * len(usable), 3.8), squeeze=False)
     for ax, (i, label) in zip(axes[0], usable):
         for row in table:
-            x, y = number(row[i]), number(row[1])
+            x, y = number(row[i]), number(row[2])
             if x is not None and y is not None:
                 ax.scatter([x], [y], s=40, color="C0")
                 ax.annotate(row[0], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)

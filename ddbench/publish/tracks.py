@@ -46,7 +46,7 @@ def _mean(values: list[float]) -> str:
 
 
 def track_summary(rows: list[dict[str, Any]], shown: Any) -> dict[tuple[str, int], list[list[str]]]:
-    """(dataset, ipc) -> table rows [method, clean %, PGD %, APGD-CE %, population MIA AUC, source MIA AUC] from the
+    """(dataset, ipc) -> table rows [method, seeds, clean %, PGD %, APGD-CE %, population MIA AUC, source MIA AUC] from the
     adversarial and privacy cards' rows (means over seeds; AUCs of the calibrated attack, loss attack where no shadows)."""
     cells: dict[tuple[str, int, str], dict[str, list[float]]] = {}
     for row in rows:
@@ -72,9 +72,12 @@ def track_summary(rows: list[dict[str, Any]], shown: Any) -> dict[tuple[str, int
         population = f"{statistics.mean(b['population']):.3f}" if b.get("population") else "—"
         if source not in ("n/a", "—"):
             source = f"{statistics.mean(b['source']):.3f}"
+        seeds = max(len(b.get("clean", [])), len(b.get("population", [])), len(b.get("source_na", [])))
         tables.setdefault((dataset, ipc), []).append(
-            [method, _mean(b.get("clean", [])), _mean(b.get("pgd", [])), _mean(b.get("apgd_ce", [])), population, source])
+            [method, str(seeds), _mean(b.get("clean", [])), _mean(b.get("pgd", [])), _mean(b.get("apgd_ce", [])), population,
+             source])
     return tables
 
 
-SUMMARY_HEADERS = ["method", "clean %", "PGD %", "APGD-CE %", "MIA AUC (population)", "MIA AUC (source)"]
+SUMMARY_HEADERS = ["method", "seeds (most of any card)", "clean %", "PGD %", "APGD-CE %", "MIA AUC (population)",
+                   "MIA AUC (source)"]
