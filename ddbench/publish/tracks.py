@@ -68,10 +68,8 @@ def track_summary(rows: list[dict[str, Any]], shown: Any) -> dict[tuple[str, int
                     bucket.setdefault(f"{level}_na", []).append(1.0)
     tables: dict[tuple[str, int], list[list[str]]] = {}
     for (dataset, ipc, method), b in sorted(cells.items()):
-        source = _mean(b.get("source", [])) if b.get("source") else ("n/a" if b.get("source_na") else "—")
         population = f"{statistics.mean(b['population']):.3f}" if b.get("population") else "—"
-        if source not in ("n/a", "—"):
-            source = f"{statistics.mean(b['source']):.3f}"
+        source = f"{statistics.mean(b['source']):.3f}" if b.get("source") else ("n/a" if b.get("source_na") else "—")
         seeds = max(len(b.get("clean", [])), len(b.get("population", [])), len(b.get("source_na", [])))
         tables.setdefault((dataset, ipc), []).append(
             [method, str(seeds), _mean(b.get("clean", [])), _mean(b.get("pgd", [])), _mean(b.get("apgd_ce", [])), population,

@@ -91,6 +91,8 @@ class _Builder:
         self.datasets: dict[str, ImageDataset] = {}
         self.rows = opts.store.rows() if opts.store is not None else []
         self.done = {row_key(r) for r in self.rows}
+        kind = opts.device.type  # rows measured on this kind of device (a row's device is "cpu (…)" or the GPU's name)
+        self.same_kind = [r for r in self.rows if ("cpu" if str(r.get("device", "")).startswith("cpu") else "cuda") == kind]
 
     def dataset(self, name: str) -> ImageDataset:
         if name not in self.datasets:
@@ -155,7 +157,7 @@ class _Builder:
             set_seeds = seeds if method.sets_per_seed(card) else [0]
         keys: dict[int, str] = {}
         paths: dict[int, str] = {}
-        times = [r["distill_time_s"] for r in self._on_this_device_kind() if r.get("method") == method.name and r.get("protocol") == card.id
+        times = [r["distill_time_s"] for r in self.same_kind if r.get("method") == method.name and r.get("protocol") == card.id
                  and isinstance(r.get("distill_time_s"), (int, float))]
         for seed in set_seeds:
             path = set_cache_path(method, card, train, seed, opts)
@@ -189,18 +191,13 @@ class _Builder:
         except Exception:  # an arch the counter cannot trace: no estimate
             return None
 
-    def _on_this_device_kind(self) -> list[dict[str, Any]]:
-        """Stored rows measured on the kind of device this sweep plans for (a CPU row never prices a GPU task)."""
-        kind = self.opts.device.type  # a row's device is "cpu (…)" or the GPU's name
-        return [r for r in self.rows if ("cpu" if str(r.get("device", "")).startswith("cpu") else "cuda") == kind]
-
     def _history(self, req: Request, card: ProtocolCard) -> dict[str, float]:
         """Mean recorded wall time per (arch) seed of earlier rows of this card and method; where the method has none,
         of any method on this card (a supervised evaluation costs the same whatever made the set, at equal IPC)."""
         name = req.method.name if req.method else (req.dset.method if req.dset else "")
         same: dict[str, list[float]] = {}
         other: dict[str, list[float]] = {}
-        for r in self._on_this_device_kind():
+        for r in self.same_kind:
             if r.get("protocol_hash") == card.hash and isinstance(r.get("wall_time_s"), (int, float)) and not r.get("task"):
                 (same if r.get("method") == name else other).setdefault(r["arch"], []).append(float(r["wall_time_s"]))
         if not get_kind(card.kind).per_class_ipc:
