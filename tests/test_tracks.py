@@ -76,7 +76,7 @@ def test_adversarial_rows_are_supervised_rows_with_attack_accuracies(opts):
         acc = adv["accuracy"]
         assert acc["clean"] > 70 and acc["fgsm"] <= acc["clean"] and acc["pgd"] <= acc["fgsm"] + 1 and acc["apgd_ce"] <= acc["pgd"] + 1
         assert adv["library"].startswith("adversarial-robustness-toolbox ") and adv["recipe"]["eps"] == 0.1
-        assert adv["n_attacked"] == 300 and set(adv["seconds"]) == {"fgsm", "pgd", "apgd_ce"}
+        assert adv["n_attacked"] == 300 and set(adv["seconds"]) == {"clean", "fgsm", "pgd", "apgd_ce"}
 
 
 def test_a_random_subset_leaks_its_own_images_at_ipc_1(opts):
@@ -169,13 +169,13 @@ def test_the_tracks_are_ranked_and_summarised_on_the_leaderboard_and_the_site(op
     text = render(store)
     assert "## mnist-ipc10-adv" in text and "## mnist-ipc10-privacy" in text and "## Beyond accuracy: mnist at IPC 10" in text
     adv_section = text.split("## mnist-ipc10-adv")[1].split("## ")[0]
-    for task in ("clean", "fgsm", "pgd", "apgd_ce"):
+    for task in ("clean", "fgsm", "pgd", "apgd_ce", "BEARD RR", "BEARD AE", "BEARD CREI"):
         assert f"| {task} " in adv_section
     ranked = [[c.strip() for c in line.split("|")[1:5]] for line in adv_section.splitlines() if line.startswith("| pgd")]
     assert ranked == [["pgd", "1", "herding", "convnetd1"], ["pgd", "2", "random", "convnetd1"]]  # 5 points apart: ranked
     assert "population calibrated: 100(1-AUC)" in text and "source loss: 100(1-AUC)" in text
     summary = text.split("## Beyond accuracy: mnist at IPC 10")[1]
-    assert "| herding" in summary and "| random" in summary and "MIA AUC (population)" in summary
+    assert "| herding" in summary and "| random" in summary and "MIA AUC (population)" in summary and "BEARD CREI" in summary
     pages = build_site(store, tmp_path / "site")
     page = (tmp_path / "site" / "mnist.html").read_text()
     assert any(p.name == "mnist.html" for p in pages) and "Beyond accuracy at IPC 10" in page
@@ -192,3 +192,18 @@ def test_the_attacked_model_sees_exactly_what_the_network_trained_on():
     for s in (space, ImageSpace(space.mean, space.std, zca)):
         with torch.no_grad():
             torch.testing.assert_close(InPixelSpace(model, s)(x.float() / 255.0), model(s.from_uint8(x)))
+
+
+def test_beard_scores_follow_its_definitions():
+    """RR, AE and CREI as BEARD's code defines them (metrics_type "beard", alpha 0.5), on hand-worked numbers."""
+    from ddbench.engine.beard import attack_efficiency, beard_scores, crei, robustness_ratio
+
+    assert robustness_ratio(60.0, [30.0, 0.0]) == pytest.approx(25.0)  # 1 − (60 − 15) / (60 − 0)
+    assert robustness_ratio(60.0, [45.0, 30.0, 30.0]) == pytest.approx(100 * (1 - 25 / 30))
+    assert robustness_ratio(60.0, [20.0, 20.0]) == 0.0 and robustness_ratio(20.0, [20.0]) == 0.0
+    assert attack_efficiency(1.0, [2.0, 4.0, 10.0]) == pytest.approx(100 * (16 / 3 - 1) / 9)
+    assert crei(30.0, 50.0) == 40.0 and crei(30.0, 50.0, alpha=1.0) == 30.0
+    row = {"accuracy": {"clean": 60.0, "fgsm": 30.0, "pgd": 0.0}, "seconds": {"fgsm": 2.0, "pgd": 10.0}}
+    assert beard_scores(row) == {"rr": 25.0}  # the clean pass untimed (rows before it was): no AE, no CREI
+    timed = beard_scores({**row, "seconds": {"clean": 1.0, "fgsm": 2.0, "pgd": 10.0}})
+    assert timed == {"rr": 25.0, "ae": pytest.approx(100 * 5 / 9, abs=1e-4), "crei": pytest.approx(12.5 + 50 * 5 / 9, abs=1e-4)}

@@ -3,7 +3,9 @@
 Threat model: a white-box attacker who knows the trained network and perturbs each test image within an L∞ ball of
 radius ε in [0, 1] pixel units (normalisation and ZCA are inside the attacked model). Each row keeps the clean
 accuracy as `accuracy` and adds `adversarial`: clean, FGSM, PGD and APGD-CE accuracy on a fixed subset of the test
-split, the attack library and version, the recipe and the attacks' seconds (ddbench.engine.attacks).
+split, the attack library and version, the recipe and the seconds of the clean pass and of each attack
+(ddbench.engine.attacks). BEARD's summary scores (RR, AE, CREI: ddbench.engine.beard) are derived from these when the
+leaderboard is published.
 """
 from __future__ import annotations
 

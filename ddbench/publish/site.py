@@ -286,15 +286,17 @@ def track_plot(dataset: str, ipc: int, table: list[list[str]]) -> str:
         except ValueError:
             return None
 
-    panels = [(3, "PGD accuracy (%)"), (5, "membership AUC, population (0.5: chance)")]
-    usable = [(i, label) for i, label in panels if any(number(r[2]) is not None and number(r[i]) is not None for r in table)]
+    clean = SUMMARY_HEADERS.index("clean %")
+    panels = [(SUMMARY_HEADERS.index("PGD %"), "PGD accuracy (%)"),
+              (SUMMARY_HEADERS.index("MIA AUC (population)"), "membership AUC, population (0.5: chance)")]
+    usable = [(i, label) for i, label in panels if any(number(r[clean]) is not None and number(r[i]) is not None for r in table)]
     if not usable:
         return ""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(usable), figsize=(5.5 * len(usable), 3.8), squeeze=False)
     for ax, (i, label) in zip(axes[0], usable):
         for row in table:
-            x, y = number(row[i]), number(row[2])
+            x, y = number(row[i]), number(row[clean])
             if x is not None and y is not None:
                 ax.scatter([x], [y], s=40, color="C0")
                 ax.annotate(row[0], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
