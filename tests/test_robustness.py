@@ -85,4 +85,8 @@ def test_plan_shows_every_network_the_scores_need_and_trains_none(tmp_path, caps
               if line.startswith("| ") and not line.startswith("| stage")}
     # herding and random, each under the card and without augmentation; one full-data network for the one arch
     assert stages["evaluate"] == 4 and stages["fulldata"] == 1, out
+    hours = {line.split("|")[1].strip(): float(line.split("|")[5]) for line in out.splitlines()
+             if line.startswith("| ") and not line.startswith("| stage")}
+    # the full-data network trains like herding's selection network (same recipe, data and arch): priced alike
+    assert hours["fulldata"] == pytest.approx(hours["selection"], rel=0.05), out
     assert not (tmp_path / "lb" / "results.jsonl").exists()

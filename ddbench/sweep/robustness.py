@@ -30,7 +30,7 @@ from ddbench.core.paths import atomic_write
 from ddbench.data import load_dataset
 from ddbench.distill.method import Method
 from ddbench.distill.registry import create_method
-from ddbench.engine.cost import eval_flops, training_steps
+from ddbench.engine.cost import forward_flops, training_flops, training_steps
 from ddbench.engine.realtrain import RealTrainRecipe, cached_real_network, real_network_path
 from ddbench.engine.train import accuracy
 from ddbench.store.distilled import DistilledSet
@@ -107,7 +107,8 @@ def _full_data_tasks(sweep: Sweep, card: ProtocolCard, archs: list[str], cache_d
         action = TrainFullData(card, arch, str(network))
         files[arch] = cache_dir / _accuracy_file(str(network))
         passes = FULL_DATA_RECIPE.epochs * len(train.x_train)
-        flops = eval_flops(arch, train, passes, len(train.x_test), sweep.opts.device.type)
+        flops = (training_flops(arch, train.num_classes, train.channels, train.image_size, passes)  # trains like a selection network
+                 + forward_flops(arch, train.num_classes, train.channels, *map(int, train.image_size)) * len(train.x_test))
         steps = training_steps(FULL_DATA_RECIPE.epochs, len(train.x_train), FULL_DATA_RECIPE.batch_size)
         sweep.graph.add(Task(f"fulldata:{network}", "fulldata", f"{arch} on all of {train.name}", action, flops=flops, steps=steps,
                              done=files[arch].is_file()))
