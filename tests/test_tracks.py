@@ -207,3 +207,26 @@ def test_beard_scores_follow_its_definitions():
     assert beard_scores(row) == {"rr": 25.0}  # the clean pass untimed (rows before it was): no AE, no CREI
     timed = beard_scores({**row, "seconds": {"clean": 1.0, "fgsm": 2.0, "pgd": 10.0}})
     assert timed == {"rr": 25.0, "ae": pytest.approx(100 * 5 / 9, abs=1e-4), "crei": pytest.approx(12.5 + 50 * 5 / 9, abs=1e-4)}
+
+
+def test_shadow_networks_are_trained_once_then_read_from_the_cache(opts, tmp_path, monkeypatch, private_cache):
+    """A second process (memory cleared) reads the card's shadows from the cache instead of training them, and scores
+    the same; a damaged cache file is trained again."""
+    from ddbench.kinds import privacy
+    from ddbench.store.results import ResultStore
+
+    card = load_protocol(str(CARDS / "digits-ipc1-privacy.toml")).with_overrides(epochs=40)
+    def run(name: str) -> dict:
+        privacy._SHADOWS.clear()  # as in a fresh process
+        return evaluate_method(create_method("random"), card, dataclasses.replace(opts, seeds=1, store=ResultStore(tmp_path / name)))[0]
+
+    before = set((private_cache / "shadows").glob("*"))
+    first = run("first")
+    files = sorted(set((private_cache / "shadows").glob(f"{card.id}-convnetd1-*.safetensors")) - before)
+    assert len(files) == 1 and first["privacy"]["shadows"] == 2
+    with monkeypatch.context() as patch:
+        patch.setattr(privacy.Privacy, "_train_shadows", lambda *a, **k: pytest.fail("the shadows were trained again"))
+        assert run("second")["privacy"] == first["privacy"]
+    files[0].write_bytes(b"not a safetensors file")
+    assert run("third")["privacy"] == first["privacy"]  # trained again, to the same networks
+    assert files[0].stat().st_size > 1000

@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 import torch
@@ -44,6 +45,7 @@ class Runtime:
     datasets: dict[str, ImageDataset]
     mode: str = "auto"
     progress: bool = True
+    cache_dir: Path | None = None  # where a kind may keep what it trains beside the evaluated networks (None: nowhere)
 
 
 Need = Callable[[bool, str], None]  # need(condition, message): refuse the card with one line unless condition holds

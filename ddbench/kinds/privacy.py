@@ -9,27 +9,35 @@ set was made from (source level). The members are real training images.
   MTT/MKDT) against other training images of the same classes; sets without that provenance get "not applicable"
   and no number.
 - Each level with the loss-threshold attack and the calibrated attack (shadow networks trained with the card's
-  recipe on random real subsets of the set's size, in the set's space, shared by every seed of an arch).
+  recipe on random real subsets of the set's size, in the set's space, trained once and kept in the cache directory
+  for every seed, method and process that evaluates the card with that arch and set size).
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from ddbench.cards.card import ProtocolCard
+from ddbench.core.paths import atomic_path
 from ddbench.data import ImageDataset
 from ddbench.data.space import ImageSpace
 from ddbench.engine.augment import DSA
 from ddbench.engine.membership import MembershipRecipe, calibrated_attack, example_losses, fixed_sample, loss_attack
-from ddbench.engine.train import train_networks
+from ddbench.engine.train import init_network, train_networks
 from ddbench.kinds.base import Need, Runtime, register_kind
 from ddbench.kinds.supervised import Supervised, Trained
 
 PRIVACY_VERSION = 1
 SHADOW_SEED = 1_000_000  # shadow networks and their subsets draw from seeds no evaluation uses
 NOT_APPLICABLE = "not applicable: the set records no real images it was made from"
+log = logging.getLogger("ddbench")
 
 
 @dataclass(frozen=True)
@@ -81,24 +89,38 @@ class Privacy(Supervised):
         return space.from_uint8(x, device), y.to(device)
 
     def _shadows(self, net: Trained, card: ProtocolCard, train: ImageDataset, rt: Runtime) -> list[torch.nn.Module]:
+        """The card's shadow networks for this arch and set size: from this process's memory, else from the cache
+        directory (trained once for every seed, method and process), else trained and kept in both."""
         m = card.params.membership
         size = len(net.dset.images)
         key = (card.hash, net.arch, size, net.space.mean, net.space.std, id(net.space.zca), m.shadows)
         if key not in _SHADOWS:
-            per_class = max(1, size // train.num_classes)
             seeds = [SHADOW_SEED + i for i in range(m.shadows)]
-            subsets = []
-            for seed in seeds:
-                gen = torch.Generator().manual_seed(seed)
-                subsets.append(torch.cat([train.indices_of_class(c)[torch.randperm(len(train.indices_of_class(c)),
-                                          generator=gen)[:per_class]] for c in range(train.num_classes)]))
-            x = torch.stack([net.space.from_uint8(train.x_train[s], rt.device) for s in subsets])
-            y = torch.stack([train.y_train[s] for s in subsets]).to(rt.device)
-            augment = DSA(card.train.dsa_strategy) if card.train.augment == "dsa" else None
-            result = train_networks(net.arch, seeds, x, y, "hard", card.train, card.train.lr, train.num_classes, augment,
-                                    mode="loop", progress=False, per_seed_data=True) if seeds else None
-            _SHADOWS[key] = list(result.models) if result else []
+            path = _shadow_path(card, net, train, size, rt.cache_dir)
+            models = _load_shadows(path, net.arch, seeds, train, rt.device) if path is not None else None
+            if models is None:
+                models = self._train_shadows(net, card, train, rt, seeds, size)
+                if path is not None and models:
+                    _save_shadows(path, models)
+            _SHADOWS[key] = models
         return _SHADOWS[key]
+
+    def _train_shadows(self, net: Trained, card: ProtocolCard, train: ImageDataset, rt: Runtime, seeds: list[int],
+                       size: int) -> list[torch.nn.Module]:
+        if not seeds:
+            return []
+        per_class = max(1, size // train.num_classes)
+        subsets = []
+        for seed in seeds:
+            gen = torch.Generator().manual_seed(seed)
+            subsets.append(torch.cat([train.indices_of_class(c)[torch.randperm(len(train.indices_of_class(c)),
+                                      generator=gen)[:per_class]] for c in range(train.num_classes)]))
+        x = torch.stack([net.space.from_uint8(train.x_train[s], rt.device) for s in subsets])
+        y = torch.stack([train.y_train[s] for s in subsets]).to(rt.device)
+        augment = DSA(card.train.dsa_strategy) if card.train.augment == "dsa" else None
+        result = train_networks(net.arch, seeds, x, y, "hard", card.train, card.train.lr, train.num_classes, augment,
+                                mode="loop", progress=False, per_seed_data=True)
+        return list(result.models)
 
     def _level(self, model, shadows, pools: _Pools, batch: int) -> dict[str, Any]:
         target = [example_losses(model, *pool, batch) for pool in (pools.member, pools.nonmember)]
@@ -133,3 +155,43 @@ class Privacy(Supervised):
         return {**row, "privacy": {**result, "shadows": len(shadows), "recipe": asdict(m), "kind_version": PRIVACY_VERSION,
                                    "attacks": "loss threshold (Yeom et al. 2018); calibrated by shadow networks "
                                               "(Watson et al. 2022)"}}
+
+
+def _shadow_path(card: ProtocolCard, net: Trained, train: ImageDataset, size: int, cache_dir: Path | None) -> Path | None:
+    """Where the shadows of (card, arch, set size, space, data) live in the cache; None where they cannot be named
+    (no cache directory, no data fingerprint, or a ZCA without its key)."""
+    zca = net.space.zca
+    if cache_dir is None or not train.fingerprint or (zca is not None and not zca.key):
+        return None
+    ident = [PRIVACY_VERSION, card.hash, net.arch, size, list(net.space.mean), list(net.space.std), zca.key if zca else None,
+             card.params.membership.shadows, SHADOW_SEED, train.fingerprint]
+    digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+    return cache_dir / "shadows" / f"{card.id}-{net.arch}-{digest}.safetensors"
+
+
+def _save_shadows(path: Path, models: list[torch.nn.Module]) -> None:
+    tensors = {f"{i}.{name}": value.detach().cpu().contiguous() for i, model in enumerate(models)
+               for name, value in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp))
+
+
+def _load_shadows(path: Path, arch: str, seeds: list[int], train: ImageDataset, device: torch.device) -> list | None:
+    """The cached shadows, or None (absent or damaged: a damaged file is removed and the shadows trained again)."""
+    if not path.is_file():
+        return None
+    try:
+        tensors = load_file(str(path))
+        models = []
+        for i, seed in enumerate(seeds):
+            model = init_network(arch, seed, train.num_classes, train.channels, train.image_size)
+            prefix = f"{i}."
+            model.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+            models.append(model.to(device).eval())
+    except Exception as exc:  # a damaged cache entry: train again
+        log.warning(f"privacy: the cached shadow networks {path.name} are unreadable ({exc}); training them again")
+        path.unlink(missing_ok=True)
+        return None
+    log.info(f"privacy: reusing the cached shadow networks {path.name}")
+    return models

@@ -154,7 +154,7 @@ class Evaluate:
         train = ws.datasets[self.card.dataset]
         base = base_row(self.card, self.run_id, ws.device, train)
         base["external"] = self.external
-        rt = Runtime(ws.device, ws.datasets, ws.mode, ws.progress)
+        rt = Runtime(ws.device, ws.datasets, ws.mode, ws.progress, ws.cache_dir)
         with precision_scope(self.card.precision, ws.device, evaluation=True):
             get_kind(self.card.kind).run(EvalJob(self.arch, list(self.seeds), sets), self.card, train, rt, base, emit)
 
