@@ -230,3 +230,19 @@ def test_shadow_networks_are_trained_once_then_read_from_the_cache(opts, tmp_pat
     files[0].write_bytes(b"not a safetensors file")
     assert run("third")["privacy"] == first["privacy"]  # trained again, to the same networks
     assert files[0].stat().st_size > 1000
+
+
+def test_the_summary_shows_each_networks_stronger_membership_attack():
+    """At IPC 1 the loss attack finds the source images (AUC 0.99) where the calibrated one, with shadows on 10 images,
+    finds less (0.68): the summary must not hide the leak behind the weaker attack."""
+    from ddbench.publish.tracks import SUMMARY_HEADERS, track_summary
+
+    def level(loss: float, calibrated: float) -> dict:
+        return {"loss": {"auc": loss}, "calibrated": {"auc": calibrated}}
+
+    rows = [{"dataset": "mnist", "ipc": 1, "method": "random", "accuracy": 50.0, "seed": seed,
+             "privacy": {"population": level(0.50, 0.52 + 0.02 * seed), "source": level(0.99 - 0.01 * seed, 0.68)}}
+            for seed in range(2)]
+    table = track_summary(rows, lambda row: row["method"])[("mnist", 1)]
+    cells = dict(zip(SUMMARY_HEADERS, table[0]))
+    assert cells["MIA AUC (population)"] == "0.530" and cells["MIA AUC (source)"] == "0.985", cells

@@ -308,8 +308,8 @@ def render(store: ResultStore) -> str:
     for (dataset, ipc), table in track_summary(stored, shown_method).items():
         lines += [f"## Beyond accuracy: {cell(dataset)} at IPC {ipc}", "",
                   "The adversarial and privacy cards' means over seeds: accuracy on clean and attacked test images (L∞, "
-                  "pixel units; the cards give ε) and the membership attack's AUC (calibrated by shadow networks; 0.5 is "
-                  "chance; source: the images a set was made from, n/a for sets that record none). Each track is "
+                  "pixel units; the cards give ε) and the membership AUC of the stronger attack, loss or calibrated by "
+                  "shadow networks (0.5 is chance; source: the images a set was made from, n/a for sets that record none). Each track is "
                   "ranked in its card's own table above.", "",
                   tabulate(table, headers=SUMMARY_HEADERS, tablefmt="github", disable_numparse=True), ""]
     if cites.numbers:

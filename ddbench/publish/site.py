@@ -388,7 +388,7 @@ def build_site(store: ResultStore, out: str | Path, set_dirs: Iterable[str | Pat
         for (_, ipc), table in sorted(tracks.items()):
             body += [_heading(f"{dataset}-ipc{ipc}-tracks", f"Beyond accuracy at IPC {ipc}"),
                      "<p class=\"note\">Means over seeds of the adversarial and privacy cards: accuracy on clean and attacked "
-                     "test images, and the calibrated membership attack's AUC (0.5: chance).</p>",
+                     "test images, and the membership AUC of the stronger attack, loss or calibrated (0.5: chance).</p>",
                      _table_html(SUMMARY_HEADERS, table), track_plot(dataset, ipc, table)]
         body += [*plots, methods_section([r for r in rows if load_protocol(r["protocol"]).dataset == dataset])]
         if cites.numbers:
