@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -33,6 +34,7 @@ BatchHook = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]  # (indic
 
 # The method options that configure the real-data network (shared by herding, k-center, forgetting).
 SELECTION_OPTIONS = {"embed_arch": "", "embed_epochs": 40, "embed_lr": 0.1, "embed_batch": 256}
+RESUME_EVERY_S = 60.0  # how often a long real-data training saves the state it can resume from
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,13 @@ def selection_setup(cfg: dict, default_arch: str) -> tuple[str, "RealTrainRecipe
 
 def train_on_real(arch: str, train: ImageDataset, space: ImageSpace, recipe: RealTrainRecipe, seed: int,
                   device: torch.device, on_batch: BatchHook | None = None, progress: bool = True,
-                  desc: str = "real-data network") -> nn.Module:
-    """Train a fresh `arch` on all of `train` (images mapped into `space`); `on_batch` sees every batch."""
+                  desc: str = "real-data network", resume: Path | None = None,
+                  resume_every_s: float = RESUME_EVERY_S) -> nn.Module:
+    """Train a fresh `arch` on all of `train` (images mapped into `space`); `on_batch` sees every batch.
+
+    With `resume` (and no `on_batch`, whose own state could not be restored), the training state is saved there at
+    the end of an epoch at most every `resume_every_s` seconds, and a later call with the same file starts from it: an
+    interrupted run loses at most one save interval and ends with the network an uninterrupted run would have."""
     x = space.from_uint8(train.x_train, device)
     y = train.y_train.to(device)
     model = init_network(arch, seed, train.num_classes, train.channels, train.image_size).to(device).train()
@@ -64,8 +71,12 @@ def train_on_real(arch: str, train: ImageDataset, space: ImageSpace, recipe: Rea
     steps_per_epoch = math.ceil(len(x) / recipe.batch_size)
     total = max(1, recipe.epochs * steps_per_epoch)
     streams = Streams.for_seed(seed, device)
-    step = 0
-    for _ in tqdm(range(recipe.epochs), desc=desc, unit="ep", disable=not progress, leave=False):
+    resume = resume if on_batch is None else None
+    first_epoch = _restore(resume, model, opt, streams, device) if resume is not None else 0
+    step = first_epoch * steps_per_epoch
+    saved_at = time.monotonic()
+    for epoch in tqdm(range(first_epoch, recipe.epochs), desc=desc, unit="ep", disable=not progress, leave=False,
+                      initial=first_epoch, total=recipe.epochs):
         perm = torch.randperm(len(x), generator=streams.device, device=device)
         for lo in range(0, len(x), recipe.batch_size):
             idx = perm[lo : lo + recipe.batch_size]
@@ -80,7 +91,37 @@ def train_on_real(arch: str, train: ImageDataset, space: ImageSpace, recipe: Rea
             if recipe.cosine:
                 for group in opt.param_groups:
                     group["lr"] = 0.5 * recipe.lr * (1 + math.cos(math.pi * step / total))
+        if resume is not None and epoch + 1 < recipe.epochs and time.monotonic() - saved_at >= resume_every_s:
+            _save_state(resume, epoch + 1, model, opt, streams)
+            saved_at = time.monotonic()
+    if resume is not None:
+        resume.unlink(missing_ok=True)
     return model.eval()
+
+
+def _save_state(path: Path, epochs_done: int, model: nn.Module, opt: torch.optim.Optimizer, streams: Streams) -> None:
+    state = {"epochs_done": epochs_done, "model": model.state_dict(), "optimizer": opt.state_dict(),
+             "data_order": streams.device.get_state(), "global_rng": torch.get_rng_state()}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _restore(path: Path, model: nn.Module, opt: torch.optim.Optimizer, streams: Streams, device: torch.device) -> int:
+    """Epochs already done by an interrupted run saved at `path` (0 when there is none or it is unreadable)."""
+    if not path.is_file():
+        return 0
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        streams.device.set_state(state["data_order"].cpu())
+        torch.set_rng_state(state["global_rng"].cpu())
+    except Exception as exc:  # a damaged file: start again
+        log.warning(f"cannot resume from {path.name} ({exc}); training from the start")
+        path.unlink(missing_ok=True)
+        return 0
+    log.info(f"resuming {path.name} after {state['epochs_done']} epoch(s)")
+    return int(state["epochs_done"])
 
 
 def _key(arch: str, train: ImageDataset, space: ImageSpace, recipe: RealTrainRecipe, seed: int) -> str:
@@ -107,7 +148,7 @@ def cached_real_network(arch: str, train: ImageDataset, space: ImageSpace, recip
         except Exception:  # damaged cache entry: train again
             path.unlink(missing_ok=True)
     model = train_on_real(arch, train, space, recipe, seed, device, progress=progress,
-                          desc=f"{arch} on all of {train.name}")
+                          desc=f"{arch} on all of {train.name}", resume=path.with_name(path.stem + ".resume.pt"))
     with atomic_path(path) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
     return model

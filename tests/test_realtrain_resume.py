@@ -1,0 +1,76 @@
+"""Long real-data trainings (the coresets' selection networks, robustness's full-data networks) resume after an
+interruption and end with the network an uninterrupted run makes."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ddbench.data import load_dataset
+from ddbench.data.space import ImageSpace
+from ddbench.engine import realtrain
+from ddbench.engine.realtrain import RealTrainRecipe, train_on_real
+
+RECIPE = RealTrainRecipe(epochs=4, batch_size=256)  # digits: 5 steps per epoch
+
+
+class Killed(Exception):
+    pass
+
+
+def _train(resume, monkeypatch, kill_at_step: int | None = None) -> tuple[torch.nn.Module | None, int]:
+    """Train convnetd1 on digits; count optimizer steps; raise Killed at `kill_at_step` as a kill would stop it."""
+    train = load_dataset("digits")
+    space = ImageSpace(tuple(train.mean), tuple(train.std))
+    steps = {"n": 0}
+    original = torch.optim.SGD.step
+
+    def counted(self, *args, **kwargs):
+        if kill_at_step is not None and steps["n"] == kill_at_step:
+            raise Killed
+        steps["n"] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", counted)
+    try:
+        model = train_on_real("convnetd1", train, space, RECIPE, 0, torch.device("cpu"), progress=False, resume=resume,
+                              resume_every_s=0.0)
+    except Killed:
+        model = None
+    monkeypatch.setattr(torch.optim.SGD, "step", original)
+    return model, steps["n"]
+
+
+def test_an_interrupted_training_resumes_where_it_saved_and_ends_with_the_same_network(tmp_path, monkeypatch):
+    reference, all_steps = _train(None, monkeypatch)
+    state = tmp_path / "net.resume.pt"
+    killed, done = _train(state, monkeypatch, kill_at_step=12)  # in the third epoch: two epochs saved
+    assert killed is None and done == 12 and state.is_file()
+    resumed, rest = _train(state, monkeypatch)
+    assert all_steps == 20 and rest == 10  # epochs 3 and 4 only
+    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    assert not state.exists()  # a finished training leaves no resume file
+
+
+def test_a_damaged_resume_file_is_trained_from_the_start(tmp_path, monkeypatch, caplog):
+    state = tmp_path / "net.resume.pt"
+    state.write_bytes(b"not a checkpoint")
+    model, steps = _train(state, monkeypatch)
+    assert model is not None and steps == 20 and "training from the start" in caplog.text and not state.exists()
+
+
+def test_the_cached_network_resumes_through_its_own_file(tmp_path, monkeypatch):
+    """cached_real_network names the resume file beside the network it will write, so a rerun finds it."""
+    seen = {}
+
+    def record(*args, **kwargs):
+        seen["resume"] = kwargs["resume"]
+        raise Killed
+
+    monkeypatch.setattr(realtrain, "train_on_real", record)
+    train = load_dataset("digits")
+    space = ImageSpace(tuple(train.mean), tuple(train.std))
+    path = realtrain.real_network_path("convnetd1", train, space, RECIPE, 0, tmp_path)
+    with pytest.raises(Killed):
+        realtrain.cached_real_network("convnetd1", train, space, RECIPE, 0, torch.device("cpu"), tmp_path, progress=False)
+    assert seen["resume"] == path.with_name(path.stem + ".resume.pt")
