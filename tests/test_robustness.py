@@ -74,8 +74,10 @@ def test_scores_are_rows_and_leaderboard_columns(scores):
     assert "LRS / ARS" in render(opts.store)
 
 
-def test_plan_shows_every_network_the_scores_need_and_trains_none(tmp_path, capsys):
+def test_plan_shows_every_network_the_scores_need_and_trains_none(tmp_path, capsys, monkeypatch):
     from ddbench.cli import main
+
+    monkeypatch.setenv("DDBENCH_CACHE", str(tmp_path / "cache"))  # nothing trained by earlier tests: every stage planned
 
     code = main(["robustness", "--method", "herding", "--protocol", str(CARD), "--seeds", "2", "--plan",
                  "--results", str(tmp_path / "lb"), "--no-progress"])
