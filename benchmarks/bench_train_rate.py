@@ -1,6 +1,6 @@
 """How fast a full-data training step runs here (the coresets' selection networks, MTT's experts, robustness's
-full-data networks), against what `--plan` assumes for it: `training_flops` at ASSUMED_FLOPS_PER_S plus STEP_SECONDS
-per step. Prints the measured seconds per step, the plan's, and their ratio, per dataset shape.
+full-data networks), against what `--plan` assumes for it: `training_flops` × `training_rate_factor` at
+ASSUMED_FLOPS_PER_S plus STEP_SECONDS per step. Prints the measured seconds per step, the plan's, and their ratio, per dataset shape.
 
     python benchmarks/bench_train_rate.py [--steps 15] [--threads 2] [--arch convnet]
 """
@@ -12,7 +12,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ddbench.engine.cost import TRAIN_FACTOR, forward_flops, hours
+from ddbench.engine.cost import TRAIN_FACTOR, forward_flops, hours, training_rate_factor
 from ddbench.engine.precision import flags
 from ddbench.engine.train import init_network
 
@@ -45,7 +45,7 @@ def main() -> None:
     for name, shape in SHAPES.items():
         measured = seconds_per_step(args.arch, shape, args.batch, args.steps)
         flops = TRAIN_FACTOR * args.batch * forward_flops(args.arch, 10, *shape)
-        planned = hours(flops, "cpu", steps=1) * 3600
+        planned = hours(flops * training_rate_factor("cpu"), "cpu", steps=1) * 3600  # as `--plan` prices a selection step
         print(f"{name}: measured {measured:.3f} s/step ({flops / measured / 1e9:.0f} GFLOP/s), plan {planned:.3f} s/step; "
               f"measured / plan = {measured / planned:.2f}")
 

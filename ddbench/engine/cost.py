@@ -20,6 +20,11 @@ ASSUMED_FLOPS_PER_S = {"cuda": 20e12, "cpu": 0.38e12}
 # An evaluation network trains on tiny batches with DSA augmentation: one trained image then costs far more than
 # the three forward passes of its arithmetic. Fitted on the CPU rows with the rate above; CUDA keeps the arithmetic.
 EVAL_TRAIN_FACTOR = {"cuda": 3.0, "cpu": 10.0}
+# Real-data trainings (teachers, experts, selection and full-data networks) are counted by `training_flops` at the
+# arithmetic's three passes per image, but on the CPU they reach only the evaluation networks' fitted rate: full-data
+# ConvNet steps at batch 256 measured 113-117 GFLOP/s on 2 threads (benchmarks/bench_train_rate.py, RESULTS.md), the
+# 0.38 TFLOP/s × 3 / 10 of the evaluation fit. The plan prices those stages' FLOPs by `training_rate_factor`.
+TRAINING_STAGES = ("teacher", "experts", "selection", "fulldata")
 # A fixed cost per optimizer step on top of the arithmetic: DSA's sampling, kernel launches, Python. It is most of a
 # step on small images or small sets (digits: 4.7 ms of a 5.2 ms evaluation step on this CPU). CPU: fitted on this
 # machine's digits runs (RESULTS.md); CUDA: from the H100 reference timings (30 unrolled MTT steps in 0.40 s).
@@ -58,6 +63,11 @@ def hours(flops: float, device_type: str, steps: float = 0.0) -> float:
     """Device-hours of `flops` of arithmetic and `steps` optimizer steps' fixed cost."""
     rate = ASSUMED_FLOPS_PER_S.get(device_type, ASSUMED_FLOPS_PER_S["cpu"])
     return (flops / rate + steps * STEP_SECONDS.get(device_type, STEP_SECONDS["cpu"])) / 3600.0
+
+
+def training_rate_factor(device_type: str) -> float:
+    """How many times its arithmetic (`training_flops`) a real-data training costs at ASSUMED_FLOPS_PER_S."""
+    return EVAL_TRAIN_FACTOR.get(device_type, EVAL_TRAIN_FACTOR["cpu"]) / TRAIN_FACTOR
 
 
 def training_steps(epochs: int, images: int, batch_size: int) -> float:

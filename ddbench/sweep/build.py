@@ -15,7 +15,16 @@ from ddbench.cards.card import MAX_SEEDS, ProtocolCard
 from ddbench.core.errors import DDBenchError
 from ddbench.data import ImageDataset, dataset_status, load_dataset
 from ddbench.distill.method import DistillContext, Method
-from ddbench.engine.cost import ASSUMED_FLOPS_PER_S, EVAL_TRAIN_FACTOR, STEP_SECONDS, eval_flops, eval_steps, hours
+from ddbench.engine.cost import (
+    ASSUMED_FLOPS_PER_S,
+    EVAL_TRAIN_FACTOR,
+    STEP_SECONDS,
+    TRAINING_STAGES,
+    eval_flops,
+    eval_steps,
+    hours,
+    training_rate_factor,
+)
 from ddbench.kinds import check_fits, get_kind
 from ddbench.store.distilled import DistilledSet
 from ddbench.store.results import row_key
@@ -266,7 +275,7 @@ def plan(sweep: Sweep, executor: str) -> str:
         elif task.seconds is not None:
             st["recorded"] += task.seconds / 3600.0
         elif task.flops is not None:
-            st["flops"] += task.flops
+            st["flops"] += task.flops * (training_rate_factor(device_type) if task.stage in TRAINING_STAGES else 1.0)
             st["steps"] += task.steps
         else:
             st["unknown"] += 1
@@ -290,8 +299,8 @@ def sweep_rate(device_type: str) -> str:
     rate = ASSUMED_FLOPS_PER_S.get(device_type, ASSUMED_FLOPS_PER_S["cpu"])
     factor = EVAL_TRAIN_FACTOR.get(device_type, EVAL_TRAIN_FACTOR["cpu"])
     step = STEP_SECONDS.get(device_type, STEP_SECONDS["cpu"])
-    return (f"{rate / 1e12:g} TFLOP/s, {factor:g} forward passes per trained image of an evaluation network and "
-            f"{step * 1e3:g} ms per optimizer step")
+    return (f"{rate / 1e12:g} TFLOP/s, {factor:g} forward passes per trained image of an evaluation network or a "
+            f"real-data training and {step * 1e3:g} ms per optimizer step")
 
 
 def collect(req: Request, opts: Any) -> list[dict[str, Any]]:
