@@ -172,7 +172,6 @@ def _shadow_path(card: ProtocolCard, net: Trained, train: ImageDataset, size: in
 def _save_shadows(path: Path, models: list[torch.nn.Module]) -> None:
     tensors = {f"{i}.{name}": value.detach().cpu().contiguous() for i, model in enumerate(models)
                for name, value in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp))
 
