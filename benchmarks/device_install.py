@@ -15,7 +15,8 @@ from pathlib import Path
 REQUIRED = [("numpy", "numpy"), ("pandas", "pandas"), ("sklearn", "scikit_learn"), ("PIL", "pillow"),
             ("timm", "timm"), ("safetensors", "safetensors"), ("tabulate", "tabulate"), ("tqdm", "tqdm"),
             ("yaml", "PyYAML"), ("huggingface_hub", "huggingface_hub")]  # the last two: what timm imports
-OPTIONAL = ["kornia", "ray", "matplotlib", "selenium"]
+CARRIED_OPTIONAL = [("art", "adversarial_robustness_toolbox")]  # optional, but carried: the adversarial cards' attacks
+OPTIONAL = ["kornia", "ray", "matplotlib", "selenium", "art"]
 
 
 def _pip(*args: str) -> int:
@@ -23,20 +24,25 @@ def _pip(*args: str) -> int:
                             "--disable-pip-version-check", "-q", *args])
 
 
+def _from_wheel(module: str, dist: str, wheels: Path) -> bool:
+    """Install `dist` from the carried wheels unless `module` already imports; False where it stays missing."""
+    if importlib.util.find_spec(module) is not None:
+        print(f"{module}: present")
+        return True
+    prefix = dist.replace("-", "_").lower() + "-"
+    found = sorted(p for p in wheels.glob("*.whl") if p.name.lower().startswith(prefix))
+    if not found or _pip(str(found[-1])) != 0:
+        print(f"{module}: MISSING (no wheel for {dist} in {wheels})")
+        return False
+    print(f"{module}: installed from {found[-1].name}")
+    return True
+
+
 def main() -> int:
     wheels, repo = Path(sys.argv[1]), Path(sys.argv[2] if len(sys.argv) > 2 else ".")
-    missing = []
-    for module, dist in REQUIRED:
-        if importlib.util.find_spec(module) is not None:
-            print(f"{module}: present")
-            continue
-        prefix = dist.replace("-", "_").lower() + "-"
-        found = sorted(p for p in wheels.glob("*.whl") if p.name.lower().startswith(prefix))
-        if not found or _pip(str(found[-1])) != 0:
-            print(f"{module}: MISSING (no wheel for {dist} in {wheels})")
-            missing.append(module)
-        else:
-            print(f"{module}: installed from {found[-1].name}")
+    missing = [module for module, dist in REQUIRED if not _from_wheel(module, dist, wheels)]
+    for module, dist in CARRIED_OPTIONAL:
+        _from_wheel(module, dist, wheels)
     rc = _pip("-e", str(repo))
     print(f"ddbench: {'installed (editable, no build isolation, no dependency resolution)' if rc == 0 else 'INSTALL FAILED'}")
     for module in OPTIONAL:

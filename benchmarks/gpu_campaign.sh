@@ -6,6 +6,9 @@
 #   call 2 (~9.5 min): the reduced-budget MTT reproduction on cifar10-ipc10 (4 experts x 22 epochs, 900 iterations;
 #          expect about 55 %) and the random-real set it started from (its step-0 snapshot, `--claim mtt-start`)
 #   call 3 (optional, ~5 min): cross-architecture rows (random, and MTT's set if call 2's cache is still there)
+#   call 4 (~9 min, issue 23's rows): benchmarks/run_tracks_sweep.sh on the adversarial and privacy cards of the
+#          datasets carried in DATA_ROOT (mnist.npz, fashion_mnist.npz, cifar10-jpeg.npz), cheapest first; its rows
+#          accumulate in the cache across the calls of one warm machine, so a second call 4 adds only missing rows
 # README's "On a GPU" gives the minutes per step.
 #
 #   benchmarks/gpu_campaign.sh CALL OUT DATA_ROOT            # on the device; DATA_ROOT holds cifar10-jpeg.npz
@@ -19,10 +22,10 @@
 set -uo pipefail
 dry=0
 if [[ "${1:-}" == "--dry-run" ]]; then dry=1; shift; fi
-call=${1:?usage: gpu_campaign.sh [--dry-run] CALL(1|2|3) OUT [DATA_ROOT]}
-out=${2:?usage: gpu_campaign.sh [--dry-run] CALL(1|2|3) OUT [DATA_ROOT]}
+call=${1:?usage: gpu_campaign.sh [--dry-run] CALL(1|2|3|4) OUT [DATA_ROOT]}
+out=${2:?usage: gpu_campaign.sh [--dry-run] CALL(1|2|3|4) OUT [DATA_ROOT]}
 data=${3:-${DDBENCH_DATA:-}}
-[[ $call =~ ^[123]$ ]] || { echo "gpu_campaign.sh: CALL must be 1, 2 or 3, not '$call'" >&2; exit 2; }
+[[ $call =~ ^[1234]$ ]] || { echo "gpu_campaign.sh: CALL must be 1, 2, 3 or 4, not '$call'" >&2; exit 2; }
 (( dry )) || [[ -n $data ]] || { echo "gpu_campaign.sh: DATA_ROOT is needed on the device (it holds cifar10-jpeg.npz)" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -31,7 +34,7 @@ export PYTHONUNBUFFERED=1 PYTHONFAULTHANDLER=1 DDBENCH_DEBUG=1
 export DDBENCH_CACHE=${DDBENCH_CACHE:-${TMPDIR:-/tmp}/ddbench-device-cache}
 export DDBENCH_RESULTS=$out/results
 summary=$out/SUMMARY.txt
-budget_default=(0 420 580 300)  # seconds per call on the device: under the 10-minute limit per command
+budget_default=(0 420 580 300 540)  # seconds per call on the device: under the 10-minute limit per command
 budget=${CALL_SECONDS:-${budget_default[$call]}}
 (( dry )) && budget=${CALL_SECONDS:-1800}
 began=$SECONDS
@@ -44,6 +47,8 @@ if (( dry )); then
                --cfg max_start_epoch=2)
   short=(--seeds 2 --epochs 3); precision=(--cards digits-quick --seeds 2 --epochs 3); xarch_args=(--seeds 1 --epochs 3)
   smoke=(--epochs 3 --seeds 2)
+  tracks_env=(TRACK_CARDS="digits-adv-quick digits-privacy-quick"); tracks_root=$out
+  tracks_extra="--device cpu --seeds 1 --epochs 3 --cfg herding.embed_epochs=1 --cfg mtt.iterations=2 --cfg mtt.num_experts=2 --cfg mtt.expert_train_epochs=4 --cfg mtt.syn_steps=3 --cfg mtt.expert_epochs=2 --cfg mtt.max_start_epoch=2"
 else
   dev=cuda; ds=cifar10; ipcs="10 50"; card=cifar10-ipc10; data_flag=(--data-root "$data"); xcard=cifar10-ipc10-xarch
   eval_args=(--seeds 3 --epochs 1000 --modes auto); mtt_args=(--syn-steps 30 --iters 10); experts_args=(--experts 4 --epochs 2)
@@ -53,6 +58,9 @@ else
                --cfg lr_lr=1e-5 --cfg lr_teacher=0.01 --cfg syn_steps=30 --cfg expert_epochs=2 --cfg max_start_epoch=20)
   short=(); precision=(--cards cifar10-ipc10 --seeds 5); xarch_args=(--seeds 5)
   smoke=(--epochs 50 --seeds 2)
+  tracks_datasets=""  # the datasets whose files were carried
+  for f in mnist.npz fashion_mnist.npz cifar10-jpeg.npz; do [[ -f $data/$f ]] && tracks_datasets+=" ${f%%[.-]*}"; done
+  tracks_env=(TRACK_DATASETS="${TRACK_DATASETS:-${tracks_datasets# }}"); tracks_root=$data; tracks_extra="--device cuda"
 fi
 
 step=0
@@ -122,6 +130,18 @@ case $call in
   else
     step=$((step + 1)); printf '%02d %-20s skipped: no call-2 set in %s (the machine was released)\n' "$step" xarch_mtt "$sets" | tee -a "$summary"
   fi
+  ;;
+4)
+  # issue 23's rows, cheapest cells first; the store lives in the cache (kept while the machine is warm) and is copied
+  # into OUT/results after the step, so a second call 4 on the same machine trains only the rows still missing
+  tracks_store=$DDBENCH_CACHE/tracks-results
+  echo "tracks: ${tracks_env[*]} store=$tracks_store" >> "$summary"
+  run tracks $((budget - 30)) env "${tracks_env[@]}" bash "$here/run_tracks_sweep.sh" "$tracks_root" "$tracks_store" "$tracks_extra"
+  rows=0
+  if [[ -f $tracks_store/results.jsonl ]]; then
+    mkdir -p "$DDBENCH_RESULTS" && cp "$tracks_store/results.jsonl" "$DDBENCH_RESULTS/" && rows=$(wc -l < "$tracks_store/results.jsonl")
+  fi
+  echo "tracks: $rows rows in the store" >> "$summary"
   ;;
 esac
 echo "done $(date -u +%FT%TZ) after $((SECONDS - began))s" >> "$summary"

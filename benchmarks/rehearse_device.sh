@@ -23,7 +23,7 @@ bash "$here/device_prepare.sh" --wheels-only "$work/carry" > /dev/null 2>&1
 # 2. the device's Python: torch and the scientific stack, nothing of ddbench's own
 python -m venv --without-pip "$work/venv"
 site=$("$work/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-deny='^(ddbench|__editable__|_ddbench|timm|safetensors|tabulate|tqdm|yaml|_yaml|pyyaml|huggingface_hub|kornia|kornia_rs|ray|matplotlib|mpl_toolkits|selenium)([-_.].*)?$'
+deny='^(ddbench|__editable__|_ddbench|timm|safetensors|tabulate|tqdm|yaml|_yaml|pyyaml|huggingface_hub|kornia|kornia_rs|ray|matplotlib|mpl_toolkits|selenium|art|adversarial_robustness_toolbox)([-_.].*)?$'
 for entry in "$src_site"/*; do
   name=$(basename "$entry")
   lower=$(echo "$name" | tr '[:upper:]' '[:lower:]')
@@ -36,14 +36,14 @@ done
 export PIP_NO_INDEX=1 PIP_FIND_LINKS= PIP_EXTRA_INDEX_URL= PIP_CONFIG_FILE=/dev/null
 export http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9
 export PATH="$work/venv/bin:$PATH" VIRTUAL_ENV="$work/venv"
-for module in kornia ray matplotlib selenium timm ddbench; do
+for module in kornia ray matplotlib selenium art timm ddbench; do
   if (cd "$work" && python -c "import $module" 2>/dev/null); then echo "rehearsal: $module imports before the install; the venv is not bare" >&2; exit 1; fi
 done
 
 # 4. the calls, offline, from a copy of the checkout (the device gets a copy too)
 status=0
 export DEVICE_WHEELS=$work/carry/wheels
-for call in 1 2 3; do
+for call in 1 2 3 4; do
   DDBENCH_CACHE=$work/cache bash "$here/gpu_campaign.sh" --dry-run "$call" "$work/call$call" > "$work/call$call.out" 2>&1 || true
   summary=$work/call$call/SUMMARY.txt
   echo "== call $call"

@@ -15,6 +15,7 @@ CALL_STEPS = {
         "bench_mtt", "bench_experts", "bench_precision"],
     2: ["environment", "mtt_experts_start", "mtt_start_evaluate", "mtt_distill", "mtt_evaluate"],
     3: ["environment", "xarch_random", "xarch_mtt"],
+    4: ["environment", "tracks"],
 }
 
 
@@ -32,6 +33,9 @@ def test_the_device_rehearsal_passes_offline(tmp_path):
     assert "fp32/bf16" in log and "digits-quick" in log
     install = next((tmp_path / "work" / "call1").glob("*-install.log")).read_text()
     assert "timm: installed from timm-" in install and "kornia (optional): absent" in install
+    assert "art: installed from adversarial_robustness_toolbox-" in install  # the adversarial cards' library, carried
+    tracks = next((tmp_path / "work" / "call4").glob("*-tracks.log")).read_text()
+    assert "0 step(s) failed" in tracks and "tracks: 6 rows in the store" in (tmp_path / "work" / "call4" / "SUMMARY.txt").read_text()
 
 
 _STAND_IN = """#!/usr/bin/env bash
@@ -41,7 +45,7 @@ exit 0
 """
 
 
-def _device_branch(tmp_path: Path, call: int, **env: str) -> tuple[str, list[str]]:
+def _device_branch(tmp_path: Path, call: int, data_root: str = "/data/root", **env: str) -> tuple[str, list[str]]:
     """Run CALL's device branch with ddbench and python replaced by stand-ins that log their arguments."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
@@ -52,7 +56,7 @@ def _device_branch(tmp_path: Path, call: int, **env: str) -> tuple[str, list[str
     run_env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(calls),
                "DDBENCH_CACHE": str(tmp_path / "cache"), "DEVICE_WHEELS": str(tmp_path / "no-wheels"), **env}
     done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_campaign.sh"), str(call), str(tmp_path / f"out{call}"),
-                           "/data/root"], env=run_env, capture_output=True, text=True, timeout=120, cwd=REPO)
+                           data_root], env=run_env, capture_output=True, text=True, timeout=120, cwd=REPO)
     assert done.returncode == 0, done.stderr
     return (tmp_path / f"out{call}" / "SUMMARY.txt").read_text(), calls.read_text().splitlines()
 
@@ -82,6 +86,27 @@ def test_the_device_branch_sends_every_step_to_cuda_with_the_data_and_its_budget
     assert "mtt-start-step0.safetensors" in start and "--data-root /data/root" in start
     assert str(tmp_path / "cache") in start  # the sets stay in the cache, outside what comes back
     assert (tmp_path / "out2" / "campaign-call2.tar.gz").is_file() and "budget=580s" in summary2
+
+
+def test_the_tracks_call_sweeps_the_carried_datasets_on_cuda_cheapest_first(tmp_path):
+    """Call 4 runs issue 23's sweep on the datasets whose files were carried (here the two MNISTs, not CIFAR-10), every
+    evaluation on CUDA with the data root, MTT at the leaderboard's reduced budget, in a store kept in the cache."""
+    data = tmp_path / "carried"
+    data.mkdir()
+    for name in ("mnist.npz", "fashion_mnist.npz"):
+        (data / name).write_bytes(b"")
+    summary, calls = _device_branch(tmp_path, 4, data_root=str(data))
+    runs = [shlex.split(c) for c in calls if c.startswith("ddbench evaluate")]
+    assert len(runs) == 6 and "budget=540s" in summary and "rc=0" in summary
+    assert all(a[a.index("--device") + 1] == "cuda" and a[a.index("--data-root") + 1] == str(data) for a in runs)
+    assert all(a[a.index("--results") + 1] == str(tmp_path / "cache" / "tracks-results") for a in runs)
+    cards = [a[a.index("--protocol") + 1: a.index("--data-root")] for a in runs]
+    assert {c.split("-")[0] for step in cards for c in step} == {"mnist", "fashion_mnist"}
+    assert [a[a.index("--method") + 1] for a in runs] == ["random", "herding", "random,herding", "random,herding", "mtt", "mtt"]
+    assert cards[0] == ["mnist-ipc1-adv", "mnist-ipc1-privacy", "fashion_mnist-ipc1-adv", "fashion_mnist-ipc1-privacy"]
+    for a in runs[4:]:
+        cfg = dict(a[i + 1].split("=") for i, x in enumerate(a) if x == "--cfg")
+        assert cfg == {"mtt.num_experts": "4", "mtt.expert_train_epochs": "22", "mtt.iterations": "300"}
 
 
 def test_steps_that_do_not_fit_the_budget_are_skipped_and_said(tmp_path):
