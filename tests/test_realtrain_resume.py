@@ -74,3 +74,21 @@ def test_the_cached_network_resumes_through_its_own_file(tmp_path, monkeypatch):
     with pytest.raises(Killed):
         realtrain.cached_real_network("convnetd1", train, space, RECIPE, 0, torch.device("cpu"), tmp_path, progress=False)
     assert seen["resume"] == path.with_name(path.stem + ".resume.pt")
+
+
+def test_the_plan_prices_only_the_epochs_an_interrupted_training_has_left(tmp_path, monkeypatch):
+    """A selection network killed after 2 of its 4 epochs is planned at half its steps and FLOPs, and says so."""
+    from ddbench.distill.artefacts import selection_artefact
+
+    train = load_dataset("digits")
+    space = ImageSpace(tuple(train.mean), tuple(train.std))
+    fresh = selection_artefact("convnetd1", train, space, RECIPE, 0, tmp_path)
+    network = realtrain.real_network_path("convnetd1", train, space, RECIPE, 0, tmp_path)
+    network.parent.mkdir(parents=True)
+    _train(realtrain.resume_path(network), monkeypatch, kill_at_step=12)  # two epochs saved
+    resumed = selection_artefact("convnetd1", train, space, RECIPE, 0, tmp_path)
+    assert realtrain.epochs_saved(network) == 2 and fresh.steps == 20 and resumed.steps == 10
+    assert resumed.flops == pytest.approx(fresh.flops / 2) and "resumes after 2 of 4 epochs" in resumed.label
+    assert resumed.key == fresh.key  # the same task: only its price changed
+    realtrain.resume_path(network).write_bytes(b"damaged")  # unreadable: priced as a training from the start
+    assert selection_artefact("convnetd1", train, space, RECIPE, 0, tmp_path).steps == 20

@@ -135,6 +135,23 @@ def real_network_path(arch: str, train: ImageDataset, space: ImageSpace, recipe:
     return cache_dir / "networks" / f"{train.name}-{arch}-{_key(arch, train, space, recipe, seed)}.safetensors"
 
 
+def resume_path(network: Path) -> Path:
+    """Where an interrupted training of `network` keeps the state it resumes from (beside the network)."""
+    return network.with_name(network.stem + ".resume.pt")
+
+
+def epochs_saved(network: Path) -> int:
+    """Epochs an interrupted training of `network` has saved to resume from (0: none, or unreadable); the plan prices
+    only the rest."""
+    path = resume_path(network)
+    if not path.is_file():
+        return 0
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epochs_done"])
+    except Exception:  # damaged: the training will start again, as _restore does
+        return 0
+
+
 def cached_real_network(arch: str, train: ImageDataset, space: ImageSpace, recipe: RealTrainRecipe, seed: int,
                         device: torch.device, cache_dir: Path, progress: bool = True) -> nn.Module:
     """train_on_real, reusing a network trained earlier with the same inputs."""
@@ -148,7 +165,7 @@ def cached_real_network(arch: str, train: ImageDataset, space: ImageSpace, recip
         except Exception:  # damaged cache entry: train again
             path.unlink(missing_ok=True)
     model = train_on_real(arch, train, space, recipe, seed, device, progress=progress,
-                          desc=f"{arch} on all of {train.name}", resume=path.with_name(path.stem + ".resume.pt"))
+                          desc=f"{arch} on all of {train.name}", resume=resume_path(path))
     with atomic_path(path) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
     return model

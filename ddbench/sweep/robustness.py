@@ -31,7 +31,7 @@ from ddbench.data import load_dataset
 from ddbench.distill.method import Method
 from ddbench.distill.registry import create_method
 from ddbench.engine.cost import forward_flops, training_flops, training_steps
-from ddbench.engine.realtrain import RealTrainRecipe, cached_real_network, real_network_path
+from ddbench.engine.realtrain import RealTrainRecipe, cached_real_network, epochs_saved, real_network_path
 from ddbench.engine.train import accuracy
 from ddbench.store.distilled import DistilledSet
 from ddbench.store.rows import ROBUST_TASK, ScoreRecord, build_score_record, row_key
@@ -106,11 +106,13 @@ def _full_data_tasks(sweep: Sweep, card: ProtocolCard, archs: list[str], cache_d
         network = real_network_path(arch, train, space, FULL_DATA_RECIPE, 0, cache_dir).relative_to(cache_dir)
         action = TrainFullData(card, arch, str(network))
         files[arch] = cache_dir / _accuracy_file(str(network))
-        passes = FULL_DATA_RECIPE.epochs * len(train.x_train)
-        flops = (training_flops(arch, train.num_classes, train.channels, train.image_size, passes)  # trains like a selection network
+        epochs = FULL_DATA_RECIPE.epochs
+        left = epochs - min(epochs_saved(cache_dir / network), epochs)  # an interrupted training resumes
+        flops = (training_flops(arch, train.num_classes, train.channels, train.image_size, left * len(train.x_train))
                  + forward_flops(arch, train.num_classes, train.channels, *map(int, train.image_size)) * len(train.x_test))
-        steps = training_steps(FULL_DATA_RECIPE.epochs, len(train.x_train), FULL_DATA_RECIPE.batch_size)
-        sweep.graph.add(Task(f"fulldata:{network}", "fulldata", f"{arch} on all of {train.name}", action, flops=flops, steps=steps,
+        steps = training_steps(left, len(train.x_train), FULL_DATA_RECIPE.batch_size)
+        resumes = f" (resumes after {epochs - left} of {epochs} epochs)" if left < epochs else ""
+        sweep.graph.add(Task(f"fulldata:{network}", "fulldata", f"{arch} on all of {train.name}{resumes}", action, flops=flops, steps=steps,
                              done=files[arch].is_file()))
     return files
 
