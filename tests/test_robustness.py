@@ -92,3 +92,22 @@ def test_plan_shows_every_network_the_scores_need_and_trains_none(tmp_path, caps
     # the full-data network trains like herding's selection network (same recipe, data and arch): priced alike
     assert hours["fulldata"] == pytest.approx(hours["selection"], rel=0.05), out
     assert not (tmp_path / "lb" / "results.jsonl").exists()
+
+    # an interrupted full-data training (half its epochs saved) is planned at the half it has left; herding's selection
+    # network is that very network (same recipe, data, arch and seed: one file), so it resumes from the same state
+    from ddbench.data import load_dataset
+    from ddbench.engine.realtrain import real_network_path, resume_path
+    from ddbench.sweep.options import card_space
+    from ddbench.sweep.robustness import FULL_DATA_RECIPE
+
+    card = load_protocol(str(CARD))
+    train = load_dataset(card.dataset)
+    network = real_network_path(card.archs[0], train, card_space(card, train), FULL_DATA_RECIPE, 0, tmp_path / "cache")
+    network.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"epochs_done": FULL_DATA_RECIPE.epochs // 2}, resume_path(network))
+    assert main(["robustness", "--method", "herding", "--protocol", str(CARD), "--seeds", "2", "--plan",
+                 "--results", str(tmp_path / "lb"), "--no-progress"]) == 0
+    resumed = {line.split("|")[1].strip(): float(line.split("|")[5]) for line in capsys.readouterr().out.splitlines()
+               if line.startswith("| ") and not line.startswith("| stage")}
+    assert resumed["fulldata"] == pytest.approx(hours["fulldata"] / 2, rel=0.1)
+    assert resumed["selection"] == pytest.approx(hours["selection"] / 2, rel=0.1)
