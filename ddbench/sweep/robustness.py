@@ -108,12 +108,16 @@ def _full_data_tasks(sweep: Sweep, card: ProtocolCard, archs: list[str], cache_d
         files[arch] = cache_dir / _accuracy_file(str(network))
         epochs = FULL_DATA_RECIPE.epochs
         left = epochs - min(epochs_saved(cache_dir / network), epochs)  # an interrupted training resumes
+        note = f" (resumes after {epochs - left} of {epochs} epochs)" if left < epochs else ""
+        deps: tuple[str, ...] = ()
+        selection = f"selection:{network}"
+        if selection in sweep.graph.tasks:  # a coreset's selection network is this very network: trained once, there
+            deps, left, note = (selection,), 0, " (the selection network)"
         flops = (training_flops(arch, train.num_classes, train.channels, train.image_size, left * len(train.x_train))
                  + forward_flops(arch, train.num_classes, train.channels, *map(int, train.image_size)) * len(train.x_test))
         steps = training_steps(left, len(train.x_train), FULL_DATA_RECIPE.batch_size)
-        resumes = f" (resumes after {epochs - left} of {epochs} epochs)" if left < epochs else ""
-        sweep.graph.add(Task(f"fulldata:{network}", "fulldata", f"{arch} on all of {train.name}{resumes}", action, flops=flops, steps=steps,
-                             done=files[arch].is_file()))
+        sweep.graph.add(Task(f"fulldata:{network}", "fulldata", f"{arch} on all of {train.name}{note}", action, deps=deps,
+                             flops=flops, steps=steps, done=files[arch].is_file()))
     return files
 
 
