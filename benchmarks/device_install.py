@@ -16,7 +16,7 @@ REQUIRED = [("numpy", "numpy"), ("pandas", "pandas"), ("sklearn", "scikit_learn"
             ("timm", "timm"), ("safetensors", "safetensors"), ("tabulate", "tabulate"), ("tqdm", "tqdm"),
             ("yaml", "PyYAML"), ("huggingface_hub", "huggingface_hub")]  # the last two: what timm imports
 CARRIED_OPTIONAL = [("art", "adversarial_robustness_toolbox")]  # optional, but carried: the adversarial cards' attacks
-OPTIONAL = ["kornia", "ray", "matplotlib", "selenium", "art"]
+OPTIONAL = ["kornia", "ray", "matplotlib", "selenium", *(module for module, _ in CARRIED_OPTIONAL)]
 
 
 def _pip(*args: str) -> int:

@@ -15,7 +15,7 @@ from ddbench.data.space import ImageSpace
 from ddbench.distill.method import Artefact, DistillContext
 from ddbench.engine.cost import training_flops, training_steps
 from ddbench.engine.experts import ExpertRecipe, expert_bank, recorded_seconds, train_experts
-from ddbench.engine.realtrain import cached_real_network, epochs_saved, real_network_path
+from ddbench.engine.realtrain import cached_real_network, epochs_left, real_network_path
 from ddbench.engine.teacher import teacher_key, teacher_representations
 from ddbench.engine.whitening import resolve_space, zca_flops, zca_path
 
@@ -109,16 +109,19 @@ def _selection_files(cache_dir: Path, rel: str) -> list[Path]:
     return [cache_dir / rel]
 
 
+def selection_key(rel: str) -> str:
+    """The job-graph key of the selection network cached at `rel` (relative to the cache directory)."""
+    return f"selection:{rel}"
+
+
 def selection_artefact(arch: str, train: ImageDataset, space: ImageSpace, recipe, seed: int, cache_dir: Path) -> Artefact:
     """The network trained on all real data whose features the coreset baselines select with."""
     network = real_network_path(arch, train, space, recipe, seed, cache_dir)
     rel = str(network.relative_to(cache_dir))
-    done = min(epochs_saved(network), recipe.epochs)  # an interrupted training resumes: only the rest is work
-    left = recipe.epochs - done
+    left, resumes = epochs_left(network, recipe.epochs)  # an interrupted training resumes: only the rest is work
     flops = training_flops(arch, train.num_classes, train.channels, train.image_size, left * len(train.x_train))
-    resumes = f", resumes after {done} of {recipe.epochs} epochs" if done else ""
-    return Artefact(stage="selection", key=f"selection:{rel}",
-                    label=f"selection network {arch} on {train.name} (seed {seed}{resumes})",
+    return Artefact(stage="selection", key=selection_key(rel),
+                    label=f"selection network {arch} on {train.name} (seed {seed}{', ' + resumes if resumes else ''})",
                     build=functools.partial(_build_selection, arch=arch, space=space, recipe=recipe, seed=seed),
                     files=functools.partial(_selection_files, rel=rel), flops=flops,
                     steps=training_steps(left, len(train.x_train), recipe.batch_size))

@@ -152,6 +152,13 @@ def epochs_saved(network: Path) -> int:
         return 0
 
 
+def epochs_left(network: Path, epochs: int) -> tuple[int, str]:
+    """The epochs a training of `network` still has to run (all `epochs`, or the rest after a saved interruption)
+    and, where it resumes, a note for the plan's label ("resumes after N of M epochs"; else "")."""
+    done = min(epochs_saved(network), epochs)
+    return epochs - done, f"resumes after {done} of {epochs} epochs" if done else ""
+
+
 def cached_real_network(arch: str, train: ImageDataset, space: ImageSpace, recipe: RealTrainRecipe, seed: int,
                         device: torch.device, cache_dir: Path, progress: bool = True) -> nn.Module:
     """train_on_real, reusing a network trained earlier with the same inputs."""

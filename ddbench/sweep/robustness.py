@@ -28,10 +28,11 @@ from typing import Any
 from ddbench.cards.card import ProtocolCard
 from ddbench.core.paths import atomic_write
 from ddbench.data import load_dataset
+from ddbench.distill.artefacts import selection_key
 from ddbench.distill.method import Method
 from ddbench.distill.registry import create_method
 from ddbench.engine.cost import forward_flops, training_flops, training_steps
-from ddbench.engine.realtrain import RealTrainRecipe, cached_real_network, epochs_saved, real_network_path
+from ddbench.engine.realtrain import RealTrainRecipe, cached_real_network, epochs_left, real_network_path
 from ddbench.engine.train import accuracy
 from ddbench.store.distilled import DistilledSet
 from ddbench.store.rows import ROBUST_TASK, ScoreRecord, build_score_record, row_key
@@ -106,18 +107,17 @@ def _full_data_tasks(sweep: Sweep, card: ProtocolCard, archs: list[str], cache_d
         network = real_network_path(arch, train, space, FULL_DATA_RECIPE, 0, cache_dir).relative_to(cache_dir)
         action = TrainFullData(card, arch, str(network))
         files[arch] = cache_dir / _accuracy_file(str(network))
-        epochs = FULL_DATA_RECIPE.epochs
-        left = epochs - min(epochs_saved(cache_dir / network), epochs)  # an interrupted training resumes
-        note = f" (resumes after {epochs - left} of {epochs} epochs)" if left < epochs else ""
-        deps: tuple[str, ...] = ()
-        selection = f"selection:{network}"
+        selection = selection_key(str(network))
         if selection in sweep.graph.tasks:  # a coreset's selection network is this very network: trained once, there
-            deps, left, note = (selection,), 0, " (the selection network)"
+            deps, left, note = (selection,), 0, "the selection network"
+        else:  # an interrupted training resumes: only the rest is work
+            deps, (left, note) = (), epochs_left(cache_dir / network, FULL_DATA_RECIPE.epochs)
         flops = (training_flops(arch, train.num_classes, train.channels, train.image_size, left * len(train.x_train))
                  + forward_flops(arch, train.num_classes, train.channels, *map(int, train.image_size)) * len(train.x_test))
         steps = training_steps(left, len(train.x_train), FULL_DATA_RECIPE.batch_size)
-        sweep.graph.add(Task(f"fulldata:{network}", "fulldata", f"{arch} on all of {train.name}{note}", action, deps=deps,
-                             flops=flops, steps=steps, done=files[arch].is_file()))
+        label = f"{arch} on all of {train.name}" + (f" ({note})" if note else "")
+        sweep.graph.add(Task(f"fulldata:{network}", "fulldata", label, action, deps=deps, flops=flops, steps=steps,
+                             done=files[arch].is_file()))
     return files
 
 
