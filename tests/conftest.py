@@ -61,6 +61,38 @@ def opts(tmp_path):
     return EvalOptions(device=torch.device("cpu"), store=ResultStore(tmp_path / "lb"), progress=False)
 
 
+
+class _Killed(Exception):
+    """How `killable` stops a training, as a kill would."""
+
+
+@pytest.fixture
+def killable(monkeypatch):
+    """`killable(fn, kill_at_step=None)` calls fn() counting SGD steps and stops it before step `kill_at_step` + 1 as a
+    kill would; returns (fn's result, or None where it was stopped; the steps made)."""
+    original = torch.optim.SGD.step
+
+    def run(fn, kill_at_step: int | None = None):
+        steps = 0
+
+        def counted(self, *args, **kwargs):
+            nonlocal steps
+            if steps == kill_at_step:
+                raise _Killed
+            steps += 1
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.optim.SGD, "step", counted)
+        try:
+            return fn(), steps
+        except _Killed:
+            return None, steps
+        finally:
+            monkeypatch.setattr(torch.optim.SGD, "step", original)
+
+    return run
+
+
 BASELINES = ["random", "herding", "kcenter", "forgetting"]
 
 

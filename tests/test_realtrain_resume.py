@@ -9,6 +9,7 @@ from ddbench.data import load_dataset
 from ddbench.data.space import ImageSpace
 from ddbench.engine import realtrain
 from ddbench.engine.realtrain import RealTrainRecipe, train_on_real
+from ddbench.engine.resume import epochs_saved
 
 RECIPE = RealTrainRecipe(epochs=4, batch_size=256)  # digits: 5 steps per epoch
 
@@ -17,45 +18,30 @@ class Killed(Exception):
     pass
 
 
-def _train(resume, monkeypatch, kill_at_step: int | None = None) -> tuple[torch.nn.Module | None, int]:
-    """Train convnetd1 on digits; count optimizer steps; raise Killed at `kill_at_step` as a kill would stop it."""
+def _train(resume, killable, kill_at_step: int | None = None) -> tuple[torch.nn.Module | None, int]:
+    """Train convnetd1 on digits (stopped at `kill_at_step` as a kill would stop it); (the network, SGD steps made)."""
     train = load_dataset("digits")
     space = ImageSpace(tuple(train.mean), tuple(train.std))
-    steps = {"n": 0}
-    original = torch.optim.SGD.step
-
-    def counted(self, *args, **kwargs):
-        if kill_at_step is not None and steps["n"] == kill_at_step:
-            raise Killed
-        steps["n"] += 1
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.optim.SGD, "step", counted)
-    try:
-        model = train_on_real("convnetd1", train, space, RECIPE, 0, torch.device("cpu"), progress=False, resume=resume,
-                              resume_every_s=0.0)
-    except Killed:
-        model = None
-    monkeypatch.setattr(torch.optim.SGD, "step", original)
-    return model, steps["n"]
+    return killable(lambda: train_on_real("convnetd1", train, space, RECIPE, 0, torch.device("cpu"), progress=False,
+                                          resume=resume, resume_every_s=0.0), kill_at_step)
 
 
-def test_an_interrupted_training_resumes_where_it_saved_and_ends_with_the_same_network(tmp_path, monkeypatch):
-    reference, all_steps = _train(None, monkeypatch)
+def test_an_interrupted_training_resumes_where_it_saved_and_ends_with_the_same_network(tmp_path, killable):
+    reference, all_steps = _train(None, killable)
     state = tmp_path / "net.resume.pt"
-    killed, done = _train(state, monkeypatch, kill_at_step=12)  # in the third epoch: two epochs saved
+    killed, done = _train(state, killable, kill_at_step=12)  # in the third epoch: two epochs saved
     assert killed is None and done == 12 and state.is_file()
-    resumed, rest = _train(state, monkeypatch)
+    resumed, rest = _train(state, killable)
     assert all_steps == 20 and rest == 10  # epochs 3 and 4 only
     for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
     assert not state.exists()  # a finished training leaves no resume file
 
 
-def test_a_damaged_resume_file_is_trained_from_the_start(tmp_path, monkeypatch, caplog):
+def test_a_damaged_resume_file_is_trained_from_the_start(tmp_path, killable, caplog):
     state = tmp_path / "net.resume.pt"
     state.write_bytes(b"not a checkpoint")
-    model, steps = _train(state, monkeypatch)
+    model, steps = _train(state, killable)
     assert model is not None and steps == 20 and "training from the start" in caplog.text and not state.exists()
 
 
@@ -76,7 +62,7 @@ def test_the_cached_network_resumes_through_its_own_file(tmp_path, monkeypatch):
     assert seen["resume"] == path.with_name(path.stem + ".resume.pt")
 
 
-def test_the_plan_prices_only_the_epochs_an_interrupted_training_has_left(tmp_path, monkeypatch):
+def test_the_plan_prices_only_the_epochs_an_interrupted_training_has_left(tmp_path, killable):
     """A selection network killed after 2 of its 4 epochs is planned at half its steps and FLOPs, and says so."""
     from ddbench.distill.artefacts import selection_artefact
 
@@ -85,9 +71,9 @@ def test_the_plan_prices_only_the_epochs_an_interrupted_training_has_left(tmp_pa
     fresh = selection_artefact("convnetd1", train, space, RECIPE, 0, tmp_path)
     network = realtrain.real_network_path("convnetd1", train, space, RECIPE, 0, tmp_path)
     network.parent.mkdir(parents=True)
-    _train(realtrain.resume_path(network), monkeypatch, kill_at_step=12)  # two epochs saved
+    _train(realtrain.resume_path(network), killable, kill_at_step=12)  # two epochs saved
     resumed = selection_artefact("convnetd1", train, space, RECIPE, 0, tmp_path)
-    assert realtrain.epochs_saved(network) == 2 and fresh.steps == 20 and resumed.steps == 10
+    assert epochs_saved(realtrain.resume_path(network)) == 2 and fresh.steps == 20 and resumed.steps == 10
     assert resumed.flops == pytest.approx(fresh.flops / 2) and "resumes after 2 of 4 epochs" in resumed.label
     assert resumed.key == fresh.key  # the same task: only its price changed
     realtrain.resume_path(network).write_bytes(b"damaged")  # unreadable: priced as a training from the start

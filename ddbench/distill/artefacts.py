@@ -15,7 +15,8 @@ from ddbench.data.space import ImageSpace
 from ddbench.distill.method import Artefact, DistillContext
 from ddbench.engine.cost import training_flops, training_steps
 from ddbench.engine.experts import ExpertRecipe, expert_bank, recorded_seconds, train_experts
-from ddbench.engine.realtrain import cached_real_network, epochs_left, real_network_path
+from ddbench.engine.realtrain import cached_real_network, real_network_path, resume_path
+from ddbench.engine.resume import epochs_left
 from ddbench.engine.teacher import teacher_key, teacher_representations
 from ddbench.engine.whitening import resolve_space, zca_flops, zca_path
 
@@ -62,17 +63,23 @@ def expert_artefacts(count: int, arch: str, train: ImageDataset, space: ImageSpa
     outputs = train.num_classes
     if teacher is not None:
         outputs = 512
-    flops = training_flops(arch, outputs, train.channels, train.image_size, recipe.epochs * len(train.x_train))
     seconds = recorded_seconds(bank) if bank.directory.is_dir() else None
     deps: tuple[str, ...] = (f"teacher:{teacher_key}",) if teacher is not None else ()
     zca = [zca_artefact(train, space, cache_dir)] if space.zca is not None and space.zca.is_pending else []
     deps += tuple(a.key for a in zca)
-    return zca + [Artefact(stage="experts", key=f"expert:{rel}/{seed}", label=f"expert {seed} of {count} ({arch}, {train.name})",
-                     build=functools.partial(_build_expert, seed=seed, count=count, arch=arch, space=space, recipe=recipe,
-                                             teacher=teacher),
-                     files=functools.partial(_expert_files, bank_dir=rel, seed=seed), deps=deps, flops=flops, seconds=seconds,
-                     steps=training_steps(recipe.epochs, len(train.x_train), recipe.batch_size))
-            for seed in range(count)]
+    artefacts = []
+    for seed in range(count):
+        left, resumes = epochs_left(bank.resume_path(seed), recipe.epochs)  # an interrupted expert goes on: the rest
+        artefacts.append(Artefact(
+            stage="experts", key=f"expert:{rel}/{seed}",
+            label=f"expert {seed} of {count} ({arch}, {train.name}{', ' + resumes if resumes else ''})",
+            build=functools.partial(_build_expert, seed=seed, count=count, arch=arch, space=space, recipe=recipe,
+                                    teacher=teacher),
+            files=functools.partial(_expert_files, bank_dir=rel, seed=seed), deps=deps,
+            flops=training_flops(arch, outputs, train.channels, train.image_size, left * len(train.x_train)),
+            seconds=None if seconds is None else seconds * left / max(1, recipe.epochs),
+            steps=training_steps(left, len(train.x_train), recipe.batch_size)))
+    return zca + artefacts
 
 
 def _teacher_reps(train: ImageDataset, ctx: DistillContext, spec, space: ImageSpace, seed: int) -> tuple[torch.Tensor, str]:
@@ -118,7 +125,7 @@ def selection_artefact(arch: str, train: ImageDataset, space: ImageSpace, recipe
     """The network trained on all real data whose features the coreset baselines select with."""
     network = real_network_path(arch, train, space, recipe, seed, cache_dir)
     rel = str(network.relative_to(cache_dir))
-    left, resumes = epochs_left(network, recipe.epochs)  # an interrupted training resumes: only the rest is work
+    left, resumes = epochs_left(resume_path(network), recipe.epochs)  # an interrupted training resumes: only the rest is work
     flops = training_flops(arch, train.num_classes, train.channels, train.image_size, left * len(train.x_train))
     return Artefact(stage="selection", key=selection_key(rel),
                     label=f"selection network {arch} on {train.name} (seed {seed}{', ' + resumes if resumes else ''})",

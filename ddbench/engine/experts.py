@@ -29,6 +29,7 @@ from ddbench.data import ImageDataset
 from ddbench.data.space import ImageSpace
 from ddbench.engine.augment import DSA, STRATEGY_RGB
 from ddbench.engine.recipes import TrainRecipe
+from ddbench.engine.resume import ResumeFile
 from ddbench.engine.train import train_trajectories
 
 log = logging.getLogger(__name__)
@@ -87,9 +88,14 @@ class ExpertBank:
             rows = handle.get_slice("trajectory")
             return [rows[e : e + 1][0].clone() for e in epochs]
 
+    def resume_path(self, seed: int) -> Path:
+        """Where an interrupted training of expert `seed` keeps the state it goes on from."""
+        return self.directory / f"expert_{seed}.resume.pt"
+
     def save(self, seed: int, trajectory: torch.Tensor, meta: dict) -> None:
         with atomic_path(self.path(seed)) as tmp:
             save_file({"trajectory": trajectory.contiguous()}, str(tmp), metadata={"ddbench": json.dumps(meta)})
+        self.resume_path(seed).unlink(missing_ok=True)
 
 
 def expert_bank(arch: str, train: ImageDataset, space: ImageSpace, recipe: ExpertRecipe, cache_dir: Path,
@@ -121,17 +127,26 @@ def ensure_experts(count: int, arch: str, train: ImageDataset, space: ImageSpace
 def train_experts(bank: ExpertBank, seeds: list[int], count: int, arch: str, train: ImageDataset, space: ImageSpace,
                   recipe: ExpertRecipe, device: torch.device, progress: bool = True,
                   targets: torch.Tensor | None = None) -> None:
-    """Train the experts `seeds` (of `count`) together and save each one's trajectory into `bank`."""
+    """Train the experts `seeds` (of `count`) and save each one's trajectory into `bank`.
+
+    Where they train one by one (a single seed, or on a CPU, where the loop is the faster way for an expert's few
+    dozen epochs), each saves its progress about every minute and a rerun goes on from there; seeds trained stacked
+    on a GPU save only at the end."""
     x = space.from_uint8(train.x_train, device)
     y = (targets if targets is not None else train.y_train).to(device)
     outputs = y.shape[1] if y.dim() == 2 else train.num_classes
     augment = DSA(recipe.dsa_strategy) if recipe.dsa_strategy != "none" else None
     meta = {"arch": arch, "dataset": train.name, "recipe": dataclasses.asdict(recipe)}
+    resume = None
+    if len(seeds) == 1 or device.type == "cpu":
+        resume = {seed: ResumeFile(bank.resume_path(seed)) for seed in seeds}
+        bank.directory.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     trajectories = train_trajectories(arch, seeds, x, y, recipe.train_recipe(), recipe.epochs, outputs, augment,
                                       progress=progress, desc=f"experts {seeds[0]}-{seeds[-1]} of {count}",
-                                      label_mode="regression" if recipe.loss == "mse" else "hard")
-    seconds = (time.perf_counter() - start) / len(seeds)
+                                      label_mode="regression" if recipe.loss == "mse" else "hard", resume=resume)
+    before = sum(f.seconds_before for f in resume.values()) if resume else 0.0  # time the interrupted runs spent
+    seconds = (time.perf_counter() - start + before) / len(seeds)
     for seed, trajectory in zip(seeds, trajectories):
         bank.save(seed, trajectory, {**meta, "seed": seed, "seconds": round(seconds, 3), "device": str(device)})
 

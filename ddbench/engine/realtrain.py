@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -26,6 +25,7 @@ from tqdm.auto import tqdm
 from ddbench.core.paths import atomic_path
 from ddbench.data import ImageDataset
 from ddbench.data.space import ImageSpace
+from ddbench.engine.resume import RESUME_EVERY_S, ResumeFile
 from ddbench.engine.train import Streams, init_network
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,6 @@ BatchHook = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]  # (indic
 
 # The method options that configure the real-data network (shared by herding, k-center, forgetting).
 SELECTION_OPTIONS = {"embed_arch": "", "embed_epochs": 40, "embed_lr": 0.1, "embed_batch": 256}
-RESUME_EVERY_S = 60.0  # how often a long real-data training saves the state it can resume from
 
 
 @dataclass(frozen=True)
@@ -71,10 +70,9 @@ def train_on_real(arch: str, train: ImageDataset, space: ImageSpace, recipe: Rea
     steps_per_epoch = math.ceil(len(x) / recipe.batch_size)
     total = max(1, recipe.epochs * steps_per_epoch)
     streams = Streams.for_seed(seed, device)
-    resume = resume if on_batch is None else None
-    first_epoch = _restore(resume, model, opt, streams, device) if resume is not None else 0
+    saver = ResumeFile(resume, resume_every_s) if resume is not None and on_batch is None else None
+    first_epoch = saver.restore(model, opt, [streams.device], device)[0] if saver is not None else 0
     step = first_epoch * steps_per_epoch
-    saved_at = time.monotonic()
     for epoch in tqdm(range(first_epoch, recipe.epochs), desc=desc, unit="ep", disable=not progress, leave=False,
                       initial=first_epoch, total=recipe.epochs):
         perm = torch.randperm(len(x), generator=streams.device, device=device)
@@ -91,37 +89,11 @@ def train_on_real(arch: str, train: ImageDataset, space: ImageSpace, recipe: Rea
             if recipe.cosine:
                 for group in opt.param_groups:
                     group["lr"] = 0.5 * recipe.lr * (1 + math.cos(math.pi * step / total))
-        if resume is not None and epoch + 1 < recipe.epochs and time.monotonic() - saved_at >= resume_every_s:
-            _save_state(resume, epoch + 1, model, opt, streams)
-            saved_at = time.monotonic()
-    if resume is not None:
-        resume.unlink(missing_ok=True)
+        if saver is not None and epoch + 1 < recipe.epochs:
+            saver.save_if_due(epoch + 1, model, opt, [streams.device])
+    if saver is not None:
+        saver.finish()
     return model.eval()
-
-
-def _save_state(path: Path, epochs_done: int, model: nn.Module, opt: torch.optim.Optimizer, streams: Streams) -> None:
-    state = {"epochs_done": epochs_done, "model": model.state_dict(), "optimizer": opt.state_dict(),
-             "data_order": streams.device.get_state(), "global_rng": torch.get_rng_state()}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def _restore(path: Path, model: nn.Module, opt: torch.optim.Optimizer, streams: Streams, device: torch.device) -> int:
-    """Epochs already done by an interrupted run saved at `path` (0 when there is none or it is unreadable)."""
-    if not path.is_file():
-        return 0
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        streams.device.set_state(state["data_order"].cpu())
-        torch.set_rng_state(state["global_rng"].cpu())
-    except Exception as exc:  # a damaged file: start again
-        log.warning(f"cannot resume from {path.name} ({exc}); training from the start")
-        path.unlink(missing_ok=True)
-        return 0
-    log.info(f"resuming {path.name} after {state['epochs_done']} epoch(s)")
-    return int(state["epochs_done"])
 
 
 def _key(arch: str, train: ImageDataset, space: ImageSpace, recipe: RealTrainRecipe, seed: int) -> str:
@@ -138,25 +110,6 @@ def real_network_path(arch: str, train: ImageDataset, space: ImageSpace, recipe:
 def resume_path(network: Path) -> Path:
     """Where an interrupted training of `network` keeps the state it resumes from (beside the network)."""
     return network.with_name(network.stem + ".resume.pt")
-
-
-def epochs_saved(network: Path) -> int:
-    """Epochs an interrupted training of `network` has saved to resume from (0: none, or unreadable); the plan prices
-    only the rest."""
-    path = resume_path(network)
-    if not path.is_file():
-        return 0
-    try:
-        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epochs_done"])
-    except Exception:  # damaged: the training will start again, as _restore does
-        return 0
-
-
-def epochs_left(network: Path, epochs: int) -> tuple[int, str]:
-    """The epochs a training of `network` still has to run (all `epochs`, or the rest after a saved interruption)
-    and, where it resumes, a note for the plan's label ("resumes after N of M epochs"; else "")."""
-    done = min(epochs_saved(network), epochs)
-    return epochs - done, f"resumes after {done} of {epochs} epochs" if done else ""
 
 
 def cached_real_network(arch: str, train: ImageDataset, space: ImageSpace, recipe: RealTrainRecipe, seed: int,

@@ -16,7 +16,7 @@ import copy
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from ddbench.engine.augment import DSA
 from ddbench.engine.precision import autocast, autocast_dtype
 from ddbench.engine.recipes import TrainRecipe
+from ddbench.engine.resume import ResumeFile
 from ddbench.models import create_network
 
 MODES = ("auto", "loop", "vmap")
@@ -181,15 +182,33 @@ def flat_parameters(model: nn.Module) -> torch.Tensor:
 
 
 def _train_one(model, seed, images, targets, loss_fn, recipe, lr, augment, bar, epochs: int | None = None,
-               snapshot: Snapshot | None = None) -> nn.Module:
+               snapshot: Snapshot | None = None, resume: ResumeFile | None = None) -> nn.Module:
+    """Train one network; with `resume`, an interrupted run goes on from its saved epoch (snapshots replayed)."""
     device = images.device
     model = model.to(device).train()
     streams = Streams.for_seed(seed, device)
+    generators = [streams.device, streams.pick]
     opt = _optimizer(model.parameters(), lr, recipe)
     n = len(images)
-    if snapshot:
-        snapshot(0, flat_parameters(model).unsqueeze(0))
-    for ep in range(recipe.epochs + 1 if epochs is None else epochs):
+    passes = recipe.epochs + 1 if epochs is None else epochs
+    kept: list[torch.Tensor] = []  # the snapshots so far, for the resume file
+
+    def emit(ep: int, flat: torch.Tensor | None = None) -> None:
+        if snapshot:
+            flat = flat_parameters(model) if flat is None else flat
+            snapshot(ep, flat.unsqueeze(0))
+            if resume is not None:
+                kept.append(flat.cpu())
+
+    first, saved = resume.restore(model, opt, generators, device) if resume is not None else (0, {})
+    if first:
+        lr = opt.param_groups[0]["lr"]  # the saved optimizer carries any decay already made
+        for ep, flat in enumerate(saved.get("snapshots", [])):
+            emit(ep, flat)
+        bar.update(first)
+    else:
+        emit(0)
+    for ep in range(first, passes):
         with record_function("ddbench.data"):
             perm = torch.randperm(n, generator=streams.device, device=device)
         for lo, hi in _batches(n, recipe.batch_size):
@@ -209,9 +228,12 @@ def _train_one(model, seed, images, targets, loss_fn, recipe, lr, augment, bar, 
         if ep == recipe.decay_after:
             lr *= recipe.lr_decay_factor
             opt = _optimizer(model.parameters(), lr, recipe)
-        if snapshot:
-            snapshot(ep + 1, flat_parameters(model).unsqueeze(0))
+        emit(ep + 1)
         bar.update(1)
+        if resume is not None and ep + 1 < passes:
+            resume.save_if_due(ep + 1, model, opt, generators, **({"snapshots": torch.stack(kept)} if kept else {}))
+    if resume is not None:
+        resume.finish()
     return model
 
 
@@ -251,13 +273,18 @@ def _train_stacked(models, seeds, images, targets, loss_fn, recipe, lr, augment,
 
 def train_trajectories(arch: str, seeds: Sequence[int], images: torch.Tensor, targets: torch.Tensor, recipe: TrainRecipe,
                        epochs: int, num_classes: int, augment: DSA | None, mode: str = "auto", progress: bool = True,
-                       desc: str = "", label_mode: str = "hard") -> list[torch.Tensor]:
+                       desc: str = "", label_mode: str = "hard",
+                       resume: Mapping[int, ResumeFile] | None = None) -> list[torch.Tensor]:
     """Train one network per seed for exactly `epochs` passes and return each one's trajectory:
-    its flat parameters before training and after every pass, (epochs + 1, P) on the CPU."""
+    its flat parameters before training and after every pass, (epochs + 1, P) on the CPU.
+
+    `resume` (seed -> its resume file) makes the seeds train one by one, each going on from where an interrupted run
+    saved it; without it the seeds may train stacked (then nothing is saved before the end)."""
     seeds = list(seeds)
     shared_x, shared_y = images.unsqueeze(0), targets.unsqueeze(0)
     in_chans, img_size = images.shape[1], tuple(images.shape[2:])
     models = [init_network(arch, s, num_classes, in_chans, img_size) for s in seeds]
+    mode = "loop" if resume else mode
     mode = choose_mode(mode, arch, seeds, shared_x, shared_y, label_mode, recipe, recipe.lr, num_classes, augment,
                        per_seed_data=True, stackable=len(seeds) > 1 and vmappable(models[0]))
     loss_fn = loss_function(label_mode)
@@ -274,7 +301,8 @@ def train_trajectories(arch: str, seeds: Sequence[int], images: torch.Tensor, ta
         else:
             for i, (model, seed) in enumerate(zip(models, seeds)):
                 _train_one(model, seed, images, targets, loss_fn, recipe, recipe.lr, augment, bar, epochs=epochs,
-                           snapshot=lambda _, flat, i=i: frames[i].append(flat[0].cpu()))
+                           snapshot=lambda _, flat, i=i: frames[i].append(flat[0].cpu()),
+                           resume=resume.get(seed) if resume else None)
     finally:
         bar.close()
     return [torch.stack(f) for f in frames]

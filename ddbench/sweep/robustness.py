@@ -32,7 +32,8 @@ from ddbench.distill.artefacts import selection_key
 from ddbench.distill.method import Method
 from ddbench.distill.registry import create_method
 from ddbench.engine.cost import forward_flops, training_flops, training_steps
-from ddbench.engine.realtrain import RealTrainRecipe, cached_real_network, epochs_left, real_network_path
+from ddbench.engine.realtrain import RealTrainRecipe, cached_real_network, real_network_path, resume_path
+from ddbench.engine.resume import epochs_left
 from ddbench.engine.train import accuracy
 from ddbench.store.distilled import DistilledSet
 from ddbench.store.rows import ROBUST_TASK, ScoreRecord, build_score_record, row_key
@@ -111,7 +112,7 @@ def _full_data_tasks(sweep: Sweep, card: ProtocolCard, archs: list[str], cache_d
         if selection in sweep.graph.tasks:  # a coreset's selection network is this very network: trained once, there
             deps, left, note = (selection,), 0, "the selection network"
         else:  # an interrupted training resumes: only the rest is work
-            deps, (left, note) = (), epochs_left(cache_dir / network, FULL_DATA_RECIPE.epochs)
+            deps, (left, note) = (), epochs_left(resume_path(cache_dir / network), FULL_DATA_RECIPE.epochs)
         flops = (training_flops(arch, train.num_classes, train.channels, train.image_size, left * len(train.x_train))
                  + forward_flops(arch, train.num_classes, train.channels, *map(int, train.image_size)) * len(train.x_test))
         steps = training_steps(left, len(train.x_train), FULL_DATA_RECIPE.batch_size)

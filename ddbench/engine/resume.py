@@ -1,0 +1,95 @@
+"""The state an interrupted training resumes from, for the long trainings on real data (selection and full-data
+networks, expert trajectories).
+
+A training saves its state at the end of an epoch, at most every `every_s` seconds and atomically: the weights, the
+optimizer's state, its random generators, the global RNG and whatever else it keeps (an expert's snapshots so far).
+A later run of the same training restores it and ends with what an uninterrupted run would have made, so a kill loses
+at most one save interval. A damaged file is removed and the training starts again.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ddbench.core.paths import atomic_path
+
+log = logging.getLogger(__name__)
+
+RESUME_EVERY_S = 60.0  # how often a long training saves the state it can resume from
+
+
+class ResumeFile:
+    """One training's resume file: restore once at the start, `save_if_due` after each epoch, `finish` at the end."""
+
+    def __init__(self, path: Path, every_s: float | None = None) -> None:
+        self.path = path
+        self.every_s = RESUME_EVERY_S if every_s is None else every_s
+        self.seconds_before = 0.0  # the training time the interrupted runs spent, restored from the file
+        self._started = self._saved_at = time.monotonic()
+
+    def restore(self, model: nn.Module, opt: torch.optim.Optimizer, generators: Sequence[torch.Generator],
+                device: torch.device) -> tuple[int, dict[str, Any]]:
+        """Set `model`, `opt` and `generators` (and the global RNG) back to the saved state; (epochs done, the extra
+        entries saved). (0, {}) where there is no file or it cannot be read (then it is removed)."""
+        self._started = self._saved_at = time.monotonic()
+        if not self.path.is_file():
+            return 0, {}
+        try:
+            state = torch.load(self.path, map_location=device, weights_only=True)
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            states = state["generators"] if "generators" in state else [state["data_order"]]  # files of 2026-12 had one
+            if len(states) != len(generators):
+                raise ValueError(f"{len(states)} generator states for {len(generators)} generators")
+            for generator, saved in zip(generators, states):
+                generator.set_state(saved.cpu())
+            torch.set_rng_state(state["global_rng"].cpu())
+        except Exception as exc:  # a damaged or foreign file: start again
+            log.warning(f"cannot resume from {self.path.name} ({exc}); training from the start")
+            self.path.unlink(missing_ok=True)
+            return 0, {}
+        self.seconds_before = float(state.get("seconds", 0.0))
+        log.info(f"resuming {self.path.name} after {state['epochs_done']} epoch(s)")
+        return int(state["epochs_done"]), dict(state.get("extra", {}))
+
+    def save_if_due(self, epochs_done: int, model: nn.Module, opt: torch.optim.Optimizer,
+                    generators: Sequence[torch.Generator], **extra: Any) -> None:
+        """Save the state after `epochs_done` epochs where `every_s` seconds have passed since the last save."""
+        if time.monotonic() - self._saved_at < self.every_s:
+            return
+        state = {"epochs_done": epochs_done, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                 "generators": [g.get_state() for g in generators], "global_rng": torch.get_rng_state(),
+                 "seconds": self.seconds(), "extra": extra}
+        with atomic_path(self.path) as tmp:
+            torch.save(state, tmp)
+        self._saved_at = time.monotonic()
+
+    def seconds(self) -> float:
+        """Training time so far, the interrupted runs' included."""
+        return self.seconds_before + time.monotonic() - self._started
+
+    def finish(self) -> None:
+        """The training ended: its resume file has no further use."""
+        self.path.unlink(missing_ok=True)
+
+
+def epochs_saved(path: Path) -> int:
+    """Epochs the resume file at `path` holds (0: none, or unreadable, where the training starts again)."""
+    if not path.is_file():
+        return 0
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epochs_done"])
+    except Exception:  # damaged: the training will start again, as ResumeFile.restore does
+        return 0
+
+
+def epochs_left(path: Path, epochs: int) -> tuple[int, str]:
+    """The epochs a training with resume file `path` still has to run (all `epochs`, or the rest after a saved
+    interruption) and, where it resumes, a note for the plan's label ("resumes after N of M epochs"; else "")."""
+    done = min(epochs_saved(path), epochs)
+    return epochs - done, f"resumes after {done} of {epochs} epochs" if done else ""
