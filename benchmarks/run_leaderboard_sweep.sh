@@ -9,6 +9,7 @@
 #
 # Then merge into the committed store: ddbench results merge RESULTS_DIR --into leaderboard
 set -uo pipefail
+command -v ddbench >/dev/null || { echo "ddbench is not on PATH: activate the project's environment (. .venv/bin/activate)" >&2; exit 2; }
 data_root=${1:?data root}
 results=${2:?results directory}
 extra=${3:-}

@@ -13,6 +13,7 @@
 # TRACK_DATASETS (default "mnist fashion_mnist cifar10") limits the datasets (the device carries one or two);
 # TRACK_CARDS, where set, replaces the card list with one step of every method on those cards (the campaign's dry run).
 set -uo pipefail
+command -v ddbench >/dev/null || { echo "ddbench is not on PATH: activate the project's environment (. .venv/bin/activate)" >&2; exit 2; }
 data_root=${1:?data root}
 results=${2:?results directory}
 extra=${3:-}
