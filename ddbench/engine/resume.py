@@ -43,7 +43,7 @@ class ResumeFile:
             state = torch.load(self.path, map_location=device, weights_only=True)
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
-            states = state["generators"] if "generators" in state else [state["data_order"]]  # files of 2026-12 had one
+            states = state["generators"]
             if len(states) != len(generators):
                 raise ValueError(f"{len(states)} generator states for {len(generators)} generators")
             for generator, saved in zip(generators, states):
