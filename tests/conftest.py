@@ -61,7 +61,6 @@ def opts(tmp_path):
     return EvalOptions(device=torch.device("cpu"), store=ResultStore(tmp_path / "lb"), progress=False)
 
 
-
 class _Killed(Exception):
     """How `killable` stops a training, as a kill would."""
 
