@@ -1,6 +1,7 @@
 """How fast a full-data training step runs here (the coresets' selection networks, MTT's experts, robustness's
 full-data networks), against what `--plan` assumes for it: `training_flops` × `training_rate_factor` at
 ASSUMED_FLOPS_PER_S plus STEP_SECONDS per step. Prints the measured seconds per step, the plan's, and their ratio, per dataset shape.
+The allocator is set as the CLI sets it (DDBENCH_MALLOC=system measures glibc's defaults).
 
     python benchmarks/bench_train_rate.py [--steps 15] [--threads 2] [--arch convnet]
 """
@@ -12,6 +13,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from ddbench.engine.allocator import tune_cpu_allocator
 from ddbench.engine.cost import TRAIN_FACTOR, forward_flops, hours, training_rate_factor
 from ddbench.engine.precision import flags
 from ddbench.engine.train import init_network
@@ -41,7 +43,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"{args.arch}, batch {args.batch}, {args.threads} thread(s); {flags()}")
+    allocator = "the CLI's allocator setting" if tune_cpu_allocator() else "the system allocator"
+    print(f"{args.arch}, batch {args.batch}, {args.threads} thread(s), {allocator}; {flags()}")
     for name, shape in SHAPES.items():
         measured = seconds_per_step(args.arch, shape, args.batch, args.steps)
         flops = TRAIN_FACTOR * args.batch * forward_flops(args.arch, 10, *shape)

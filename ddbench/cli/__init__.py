@@ -27,6 +27,7 @@ from ddbench.cli import (
     verify,
 )
 from ddbench.core.errors import DDBenchError
+from ddbench.engine.allocator import tune_cpu_allocator
 
 COMMANDS = (evaluate, distill, robustness, import_, export, list_, leaderboard, compare, results, verify, data)
 
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     common.setup_logging()
+    tune_cpu_allocator()
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)

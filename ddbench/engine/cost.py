@@ -21,9 +21,11 @@ ASSUMED_FLOPS_PER_S = {"cuda": 20e12, "cpu": 0.38e12}
 # the three forward passes of its arithmetic. Fitted on the CPU rows with the rate above; CUDA keeps the arithmetic.
 EVAL_TRAIN_FACTOR = {"cuda": 3.0, "cpu": 10.0}
 # Real-data trainings (teachers, experts, selection and full-data networks) are counted by `training_flops` at the
-# arithmetic's three passes per image, but on the CPU they reach only the evaluation networks' fitted rate: full-data
-# ConvNet steps at batch 256 measured 113-117 GFLOP/s on 2 threads (benchmarks/bench_train_rate.py, RESULTS.md), the
-# 0.38 TFLOP/s × 3 / 10 of the evaluation fit. The plan prices those stages' FLOPs by `training_rate_factor`.
+# arithmetic's three passes per image and priced at ASSUMED_FLOPS_PER_S / TRAINING_RATE_FACTOR: on the CPU, full-data
+# ConvNet steps at batch 256 measured 167-176 GFLOP/s on 2 threads with the CLI's allocator setting (113-117 without
+# it; benchmarks/bench_train_rate.py, bench_allocator.py, RESULTS.md), 0.38 TFLOP/s / 2.2. The plan prices those
+# stages' FLOPs by `training_rate_factor`.
+TRAINING_RATE_FACTOR = {"cuda": 1.0, "cpu": 2.2}
 TRAINING_STAGES = ("teacher", "experts", "selection", "fulldata")
 # A fixed cost per optimizer step on top of the arithmetic: DSA's sampling, kernel launches, Python. It is most of a
 # step on small images or small sets (digits: 4.7 ms of a 5.2 ms evaluation step on this CPU). CPU: fitted on this
@@ -67,7 +69,7 @@ def hours(flops: float, device_type: str, steps: float = 0.0) -> float:
 
 def training_rate_factor(device_type: str) -> float:
     """How many times its arithmetic (`training_flops`) a real-data training costs at ASSUMED_FLOPS_PER_S."""
-    return EVAL_TRAIN_FACTOR.get(device_type, EVAL_TRAIN_FACTOR["cpu"]) / TRAIN_FACTOR
+    return TRAINING_RATE_FACTOR.get(device_type, TRAINING_RATE_FACTOR["cpu"])
 
 
 def training_steps(epochs: int, images: int, batch_size: int) -> float:

@@ -36,6 +36,7 @@ import torch
 
 from ddbench.core.errors import DDBenchError
 from ddbench.core.paths import atomic_write, user_cache_root
+from ddbench.engine.allocator import tune_cpu_allocator
 from ddbench.sweep.build import Sweep
 from ddbench.sweep.executors import Summary, block_dependants, record_failure
 from ddbench.sweep.graph import STAGES, Task, Workspace
@@ -181,6 +182,7 @@ def _task_device(spec: WorkerSpec) -> torch.device:
 def run_task(task: Task, spec: WorkerSpec, payload: dict[str, Any]) -> TaskOutput:
     """A task on a worker: fetch the inputs its node lacks, run it, return its rows (and files). `payload` holds
     {"datasets": name -> object, "files": Manifest}; nested, so that Ray moves none of them unless asked."""
+    tune_cpu_allocator()
     torch.set_num_threads(spec.threads)
     cache, shared = worker_cache(spec)
     fetched = [] if shared else _fetch_missing(cache, payload["files"])
