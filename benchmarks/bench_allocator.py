@@ -15,7 +15,6 @@ import os
 import resource
 import subprocess
 import sys
-import time
 
 from tabulate import tabulate
 
@@ -23,28 +22,17 @@ CASES = [("mnist", (1, 28, 28), 256), ("cifar10", (3, 32, 32), 256), ("cifar10",
 
 
 def measure(arch: str, shape: tuple[int, int, int], batch: int, steps: int, threads: int) -> dict[str, float]:
-    """This process: seconds and minor page faults per SGD step after two warm-up steps, and peak memory."""
+    """This process: bench_train_rate's timed steps (seconds and page faults per step) and the peak memory."""
     import torch
-    import torch.nn.functional as F
+    from bench_train_rate import timed_steps  # beside this script; imports torch
 
     from ddbench.engine.allocator import tune_cpu_allocator
-    from ddbench.engine.train import init_network
 
     tuned = tune_cpu_allocator()
     torch.set_num_threads(threads)
-    model = init_network(arch, 0, 10, shape[0], shape[1:]).train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    x, y = torch.randn(batch, *shape), torch.randint(0, 10, (batch,))
-    for i in range(steps + 2):
-        if i == 2:
-            start, faults = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {"tuned": tuned, "seconds": (time.perf_counter() - start) / steps,
-            "faults": (usage.ru_minflt - faults) / steps, "peak_mb": usage.ru_maxrss / 1024}
+    seconds, faults = timed_steps(arch, shape, batch, steps)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"tuned": tuned, "seconds": seconds, "faults": faults, "peak_mb": peak_mb}
 
 
 def in_child(malloc: str, args: argparse.Namespace, shape: tuple[int, int, int], batch: int) -> dict[str, float]:

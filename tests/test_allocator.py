@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import os
-import platform
 import subprocess
 import sys
 
 import pytest
 
-pytestmark = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
-                                reason="the setting applies to glibc only")
+from ddbench.engine.allocator import running_on_glibc
+
+pytestmark = pytest.mark.skipif(not running_on_glibc(), reason="the setting applies to glibc only")
 
 # Minor page faults per step of a small convolution's forward and backward once warm: its activations are 32 MiB
 # (64 x 128 x 32 x 32 floats, glibc's largest mmap threshold), 8,192 pages of 4 KB each.

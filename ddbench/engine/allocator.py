@@ -14,13 +14,20 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 
 M_TRIM_THRESHOLD = -1  # mallopt parameters, glibc's malloc.h
 M_MMAP_MAX = -4
 TRIM_THRESHOLD = 2**31 - 1  # return heap memory only when 2 GiB of it is free at the top (mallopt's int: its largest)
 
 _done = False
+
+
+def running_on_glibc() -> bool:
+    """True in a process linked against glibc (asked of the C library itself, without reading a file)."""
+    try:
+        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    except (AttributeError, ValueError, OSError):  # no confstr (Windows), or the name unknown off glibc (musl, macOS)
+        return False
 
 
 def tune_cpu_allocator() -> bool:
@@ -30,7 +37,7 @@ def tune_cpu_allocator() -> bool:
         return True
     if os.environ.get("DDBENCH_MALLOC", "").lower() == "system":
         return False
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if not running_on_glibc():
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
