@@ -20,6 +20,7 @@ from ddbench.engine.train import train_networks
 from ddbench.kinds import load_protocol
 from ddbench.kinds.privacy import NOT_APPLICABLE
 from ddbench.store.distilled import DistilledSet
+from ddbench.sweep.build import Request, build_sweep
 from ddbench.sweep.evaluate import evaluate_method, evaluate_set
 
 art = pytest.importorskip("art")  # the `adv` extra; CI installs it through .[test]
@@ -77,6 +78,17 @@ def test_adversarial_rows_are_supervised_rows_with_attack_accuracies(opts):
         assert acc["clean"] > 70 and acc["fgsm"] <= acc["clean"] and acc["pgd"] <= acc["fgsm"] + 1 and acc["apgd_ce"] <= acc["pgd"] + 1
         assert adv["library"].startswith("adversarial-robustness-toolbox ") and adv["recipe"]["eps"] == 0.1
         assert adv["n_attacked"] == 300 and set(adv["seconds"]) == {"clean", "fgsm", "pgd", "apgd_ce"}
+
+
+def test_the_plan_prices_an_adversarial_network_with_its_recorded_attacks(opts):
+    """--plan's history: a row's training time plus its attacks' recorded seconds (the attacks outlast the training)."""
+    card = load_protocol("digits-adv-quick").with_overrides(epochs=20)
+    rows = evaluate_method(create_method("random"), card, dataclasses.replace(opts, seeds=1))
+    per_network = rows[0]["wall_time_s"] + sum(rows[0]["adversarial"]["seconds"].values())
+    sweep = build_sweep([Request(card, method=create_method("random"))], dataclasses.replace(opts, seeds=3))
+    todo = [t for t in sweep.graph.order() if t.stage == "evaluate" and not t.done]
+    assert [t.action.seeds for t in todo] == [[1, 2]]
+    assert todo[0].seconds == pytest.approx(2 * per_network) and per_network > 2 * rows[0]["wall_time_s"]
 
 
 def test_a_random_subset_leaks_its_own_images_at_ipc_1(opts):

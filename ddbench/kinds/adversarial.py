@@ -19,6 +19,7 @@ from ddbench.data import ImageDataset
 from ddbench.engine.attacks import AttackRecipe, art_version, attack_accuracies, attacked_subset
 from ddbench.kinds.base import Need, Runtime, register_kind
 from ddbench.kinds.supervised import Supervised, Trained
+from ddbench.store.rows import Row
 
 ADVERSARIAL_VERSION = 1
 
@@ -52,6 +53,11 @@ class Adversarial(Supervised):
         a = card.params.attack
         attacked = min(a.n_test, len(train.x_test)) * 3 * (1 + a.pgd_steps + a.apgd_steps)  # forward + backward per step
         return trained, tested + attacked
+
+    def measure_seconds(self, row: Row) -> float:
+        """The attacks' and the clean pass's recorded seconds."""
+        seconds = (row.get("adversarial") or {}).get("seconds") or {}
+        return float(sum(v for v in seconds.values() if isinstance(v, (int, float))))
 
     def measure(self, model: torch.nn.Module, net: Trained, card: ProtocolCard, train: ImageDataset,
                 rt: Runtime) -> dict[str, Any]:

@@ -72,6 +72,11 @@ class ProtocolKind:
         """(images trained, summed over every pass; images tested) by one evaluated network, for `--plan`."""
         return float((card.train.epochs + 1) * card.ipc * train.num_classes), float(len(train.x_test))
 
+    def measure_seconds(self, row: Row) -> float:
+        """The seconds a row's measurement took beyond the training its `wall_time_s` records, as the row records them
+        (for `--plan`'s history; 0 where the measurement is a test pass)."""
+        return 0.0
+
     def datasets(self, card: ProtocolCard) -> list[str]:
         """Every dataset an evaluation under `card` reads."""
         return [card.dataset]

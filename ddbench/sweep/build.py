@@ -202,14 +202,17 @@ class _Builder:
 
     def _history(self, req: Request, card: ProtocolCard) -> dict[str, float]:
         """Mean recorded wall time per (arch) seed of earlier rows of this card and method; where the method has none,
-        of any method on this card (a supervised evaluation costs the same whatever made the set, at equal IPC)."""
+        of any method on this card (a supervised evaluation costs the same whatever made the set, at equal IPC). A row's
+        time is its training's plus what its kind measured after it (an adversarial row's attacks)."""
         name = req.method.name if req.method else (req.dset.method if req.dset else "")
+        kind = get_kind(card.kind)
         same: dict[str, list[float]] = {}
         other: dict[str, list[float]] = {}
         for r in self.same_kind:
             if r.get("protocol_hash") == card.hash and isinstance(r.get("wall_time_s"), (int, float)) and not r.get("task"):
-                (same if r.get("method") == name else other).setdefault(r["arch"], []).append(float(r["wall_time_s"]))
-        if not get_kind(card.kind).per_class_ipc:
+                seconds = float(r["wall_time_s"]) + kind.measure_seconds(r)
+                (same if r.get("method") == name else other).setdefault(r["arch"], []).append(seconds)
+        if not kind.per_class_ipc:
             other = {}
         return {arch: statistics.mean(same.get(arch) or other[arch]) for arch in {*same, *other}}
 
