@@ -206,6 +206,31 @@ def test_the_attacked_model_sees_exactly_what_the_network_trained_on():
             torch.testing.assert_close(InPixelSpace(model, s)(x.float() / 255.0), model(s.from_uint8(x)))
 
 
+def test_attacks_on_frozen_weights_find_the_same_examples_and_leave_the_network_trainable(monkeypatch):
+    """Frozen weights (no weight gradients during the attacks) change the cost, not the adversarial examples."""
+    import ddbench.engine.attacks as attacks
+
+    model, space, train, _ = _digits_network(epochs=30)
+    x, y = train.x_test[:200].float() / 255.0, train.y_test[:200]
+    recipe = attacks.AttackRecipe(eps=0.1, pgd_steps=5, pgd_step_size=0.02, apgd_steps=5, batch_size=100)
+    found: dict[bool, list[torch.Tensor]] = {True: [], False: []}
+    grads_filled: list[bool] = []
+    original = attacks._accuracy
+
+    def record(net, adv, labels, batch, freeze):
+        found[freeze].append(adv.clone())
+        grads_filled.append(any(p.requires_grad for p in net.parameters()))
+        return original(net, adv, labels, batch)
+
+    for freeze in (True, False):
+        monkeypatch.setattr(attacks, "_accuracy", lambda *a, freeze=freeze: record(*a, freeze))
+        attacks.attack_accuracies(model, space, x, y, recipe, 10, torch.device("cpu"), freeze=freeze)
+    assert grads_filled == [False] * 4 + [True] * 4  # frozen inside the attacks; the plain run leaves them on
+    for a, b in zip(found[True], found[False]):
+        torch.testing.assert_close(a, b)
+    assert all(p.requires_grad for p in model.parameters())  # restored afterwards
+
+
 def test_beard_scores_follow_its_definitions():
     """RR, AE and CREI as BEARD's code defines them (metrics_type "beard", alpha 0.5), on hand-worked numbers."""
     from ddbench.engine.beard import attack_efficiency, beard_scores, crei, robustness_ratio

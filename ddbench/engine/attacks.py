@@ -8,6 +8,8 @@ measured on a fixed subset of the test split (the first `n_test` images of a see
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -65,9 +67,25 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) ->
     return 100.0 * correct / max(1, len(x))
 
 
+@contextmanager
+def frozen_weights(model: nn.Module) -> Iterator[None]:
+    """The weights need no gradient while inside: an attack's backward pass then computes only the input's gradient
+    (ART's classifier calls `loss.backward()`, which otherwise fills every weight's gradient too, a third of the work)."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for p in trainable:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
+
+
 def attack_accuracies(model: nn.Module, space: ImageSpace, pixels: torch.Tensor, labels: torch.Tensor, recipe: AttackRecipe,
-                      num_classes: int, device: torch.device, seed: int = 0) -> dict:
-    """Clean, FGSM, PGD and APGD-CE accuracy (%) of `model` on `pixels` ([0, 1], N×C×H×W) and their cost."""
+                      num_classes: int, device: torch.device, seed: int = 0, freeze: bool = True) -> dict:
+    """Clean, FGSM, PGD and APGD-CE accuracy (%) of `model` on `pixels` ([0, 1], N×C×H×W) and their cost. `freeze=False`
+    leaves the weights' gradients on, as ART alone would (benchmarks/bench_attacks.py's baseline); the adversarial
+    examples are the same either way."""
     library = art_version()
     from art.attacks.evasion import AutoProjectedGradientDescent, FastGradientMethod, ProjectedGradientDescentPyTorch
     from art.estimators.classification import PyTorchClassifier
@@ -88,14 +106,15 @@ def attack_accuracies(model: nn.Module, space: ImageSpace, pixels: torch.Tensor,
     state = np.random.get_state()
     np.random.seed(seed)  # ART draws its random starts from numpy's global generator: seeded, then restored
     try:
-        start = time.perf_counter()
-        out = {"clean": _accuracy(wrapped, pixels.to(device), labels.to(device), recipe.batch_size)}
-        seconds = {"clean": round(time.perf_counter() - start, 3)}  # BEARD's AE compares each attack with this pass
-        for name, attack in attacks.items():
+        with frozen_weights(wrapped) if freeze else nullcontext():
             start = time.perf_counter()
-            adversarial = torch.from_numpy(attack.generate(x=x, y=y)).to(device)
-            seconds[name] = round(time.perf_counter() - start, 3)
-            out[name] = _accuracy(wrapped, adversarial, labels.to(device), recipe.batch_size)
+            out = {"clean": _accuracy(wrapped, pixels.to(device), labels.to(device), recipe.batch_size)}
+            seconds = {"clean": round(time.perf_counter() - start, 3)}  # BEARD's AE compares each attack with this pass
+            for name, attack in attacks.items():
+                start = time.perf_counter()
+                adversarial = torch.from_numpy(attack.generate(x=x, y=y)).to(device)
+                seconds[name] = round(time.perf_counter() - start, 3)
+                out[name] = _accuracy(wrapped, adversarial, labels.to(device), recipe.batch_size)
     finally:
         np.random.set_state(state)
     return {"accuracy": {k: round(v, 4) for k, v in out.items()}, "n_attacked": len(x), "seconds": seconds,
