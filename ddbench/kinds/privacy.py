@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,10 @@ class Privacy(Supervised):
             path = _shadow_path(card, net, train, size, rt.cache_dir)
             models = _load_shadows(path, net.arch, seeds, train, rt.device) if path is not None else None
             if models is None:
+                start = time.perf_counter()
                 models = self._train_shadows(net, card, train, rt, seeds, size)
+                log.info(f"privacy: trained {len(models)} shadow networks of {size} real images for {card.id} {net.arch} "
+                         f"in {time.perf_counter() - start:.0f} s")
                 if path is not None and models:
                     _save_shadows(path, models)
             _SHADOWS[key] = models
