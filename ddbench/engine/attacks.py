@@ -70,7 +70,7 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) ->
 @contextmanager
 def frozen_weights(model: nn.Module) -> Iterator[None]:
     """The weights need no gradient while inside: an attack's backward pass then computes only the input's gradient
-    (ART's classifier calls `loss.backward()`, which otherwise fills every weight's gradient too, a third of the work)."""
+    (ART's classifier calls `loss.backward()`, which otherwise fills every weight's gradient too)."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     for p in trainable:
         p.requires_grad_(False)
