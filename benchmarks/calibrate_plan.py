@@ -1,13 +1,15 @@
-"""Calibrate `--plan`'s CPU constants from measured rows: each evaluated network's wall time is fitted as
-    seconds = fwd × (trained images × K + tested images) / R
-(fwd: the arch's forward FLOPs per image; trained / tested: the kind's `work`) by non-negative least squares, giving
-the effective forward rate R and the cost K of one trained image in forward passes; then each card's measured mean
-against the fitted and the current estimate.
+"""Calibrate `--plan`'s CPU cost of an evaluation network from measured rows: each network's wall time is fitted as
+    seconds = steps × S + fwd × (trained images × K + tested images) / R
+(fwd: the arch's forward FLOPs per image; trained / tested: the kind's `work`; steps: its optimizer steps) for the
+cost K of one trained image in forward passes, by non-negative least squares, with the rate R and the fixed step cost
+S held at the values every other stage's estimate shares (ddbench.engine.cost.ASSUMED_FLOPS_PER_S["cpu"],
+STEP_SECONDS["cpu"]); then each card's measured median against the fitted and the current estimate (both as `--plan`
+prices a network).
 
-    python benchmarks/calibrate_plan.py --results leaderboard --results OTHER_STORE --data-root ../shared/data
+    python benchmarks/calibrate_plan.py --results leaderboard --results OTHER_STORE --data-root ../shared/data \
+        --measured cifar10-ipc10=168.46
 
-ddbench.engine.cost.ASSUMED_FLOPS_PER_S["cpu"] and EVAL_TRAIN_FACTOR["cpu"] are set from its output (RESULTS.md); the
-"current estimate" column adds STEP_SECONDS["cpu"] per optimizer step, as `--plan` does.
+ddbench.engine.cost.EVAL_TRAIN_FACTOR["cpu"] is set from its output (RESULTS.md).
 """
 from __future__ import annotations
 
@@ -67,22 +69,19 @@ def main() -> None:
         raise SystemExit("no CPU rows of supervised cards with wall times in the given stores")
     cards = sorted({c for c, *_ in samples})
     fitted_on = [c for c in cards if c.endswith("(measured)")] or cards  # one point per card (its medians): busy-host outliers weigh little
+    rate, step = ASSUMED_FLOPS_PER_S["cpu"], STEP_SECONDS["cpu"]
     per_card = [[statistics.median(v[i] for v in samples if v[0] == c) for i in (1, 2, 3)] for c in fitted_on]
-    x = np.array([[a, b] for a, b, _ in per_card])
-    y = np.array([s for *_, s in per_card])
-    scale = x.mean(axis=0)
-    (a, b), _ = nnls(x / scale, y)
-    a, b = a / scale[0], b / scale[1]
-    rate, factor = 1 / b, a / b
-    print(f"fit over {len(fitted_on)} card(s): R = {rate / 1e12:.3f} TFLOP/s, K = {factor:.1f} forward passes per trained image "
-          f"(now assumed: {ASSUMED_FLOPS_PER_S['cpu'] / 1e12:.3f}, {EVAL_TRAIN_FACTOR['cpu']:g})")
+    x = np.array([[trained / rate] for trained, _, _ in per_card])
+    y = np.array([seconds - tested / rate - steps[c] * step for c, (_, tested, seconds) in zip(fitted_on, per_card)])
+    (factor,), _ = nnls(x, y)
+    print(f"fit over {len(fitted_on)} card(s) at R = {rate / 1e12:.2f} TFLOP/s and S = {step * 1e3:.1f} ms per step: "
+          f"K = {factor:.1f} forward passes per trained image (now assumed: {EVAL_TRAIN_FACTOR['cpu']:g})")
     print("\n| card | networks | measured s / network (median) | fitted | current estimate |\n|---|---|---|---|---|")
     for card in cards:
         rows = [(t, s, w) for c, t, s, w in samples if c == card]
         measured = statistics.median(w for *_, w in rows)
-        fitted = statistics.mean(t * factor / rate + s / rate for t, s, _ in rows)
-        current = statistics.mean((t * EVAL_TRAIN_FACTOR["cpu"] + s) / ASSUMED_FLOPS_PER_S["cpu"] + steps[card] * STEP_SECONDS["cpu"]
-                                  for t, s, _ in rows)
+        fitted, current = (statistics.mean((t * k + s) / rate + steps[card] * step for t, s, _ in rows)
+                           for k in (factor, EVAL_TRAIN_FACTOR["cpu"]))
         print(f"| {card} | {len(rows)} | {measured:.1f} | {fitted:.1f} | {current:.1f} |")
 
 

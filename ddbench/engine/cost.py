@@ -17,9 +17,11 @@ TRAIN_FACTOR = 3.0  # forward + backward, in forward passes
 # Effective (not peak) forward rates, stated wherever they are used. CPU: fitted on this project's 2-core machine
 # from measured evaluation rows (benchmarks/calibrate_plan.py, RESULTS.md); CUDA: a guess until a GPU run measures it.
 ASSUMED_FLOPS_PER_S = {"cuda": 20e12, "cpu": 0.38e12}
-# An evaluation network trains on tiny batches with DSA augmentation: one trained image then costs far more than
-# the three forward passes of its arithmetic. Fitted on the CPU rows with the rate above; CUDA keeps the arithmetic.
-EVAL_TRAIN_FACTOR = {"cuda": 3.0, "cpu": 10.0}
+# An evaluation network trains on tiny batches with DSA augmentation: one trained image then costs more than the
+# three forward passes of its arithmetic. CPU: fitted at the rate above and STEP_SECONDS on idle-host networks made
+# with the CLI's allocator setting (benchmarks/calibrate_plan.py, RESULTS.md: 6.4; 10 before the setting); CUDA
+# keeps the arithmetic.
+EVAL_TRAIN_FACTOR = {"cuda": 3.0, "cpu": 6.4}
 # Real-data trainings (teachers, experts, selection and full-data networks) are counted by `training_flops` at the
 # arithmetic's three passes per image and priced at ASSUMED_FLOPS_PER_S / TRAINING_RATE_FACTOR: on the CPU, full-data
 # ConvNet steps at batch 256 measured 167-176 GFLOP/s on 2 threads with the CLI's allocator setting (113-117 without

@@ -19,6 +19,7 @@ from ddbench.engine.cost import (
     ASSUMED_FLOPS_PER_S,
     EVAL_TRAIN_FACTOR,
     STEP_SECONDS,
+    TRAIN_FACTOR,
     TRAINING_STAGES,
     eval_flops,
     eval_steps,
@@ -302,8 +303,9 @@ def sweep_rate(device_type: str) -> str:
     rate = ASSUMED_FLOPS_PER_S.get(device_type, ASSUMED_FLOPS_PER_S["cpu"])
     factor = EVAL_TRAIN_FACTOR.get(device_type, EVAL_TRAIN_FACTOR["cpu"])
     step = STEP_SECONDS.get(device_type, STEP_SECONDS["cpu"])
-    return (f"{rate / 1e12:g} TFLOP/s, {factor:g} forward passes per trained image of an evaluation network or a "
-            f"real-data training and {step * 1e3:g} ms per optimizer step")
+    real = TRAIN_FACTOR * training_rate_factor(device_type)
+    return (f"{rate / 1e12:g} TFLOP/s, {factor:g} forward passes per trained image of an evaluation network and "
+            f"{real:.2g} of a real-data training, and {step * 1e3:g} ms per optimizer step")
 
 
 def collect(req: Request, opts: Any) -> list[dict[str, Any]]:
