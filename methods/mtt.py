@@ -15,7 +15,8 @@ Official code: github.com/GeorgeCazenavette/mtt-distillation (buffer.py, distill
    training images, eps 0.1, no mean/std normalisation), which the evaluation applies to the
    test images too.
 
-Hyperparameters per card follow the paper's table (mtt-distillation issue #7). Deviations:
+Hyperparameters per card follow the paper's table (mtt-distillation issue #7); a card that includes another
+(the track, cross-architecture, timm and bf16 variants) distils with that card's row. Deviations:
 - CIFAR-10 IPC 10: the table's pixel lr (1e5) is a confirmed typo (issue #31: it diverges);
   ddbench uses 1000, the value of every other 32 px setting (100 is also reported stable).
 - MNIST has no published MTT setting. ddbench's choice, untested at scale: CIFAR-10's

@@ -21,7 +21,8 @@ def test_every_standard_card_has_cross_arch_variants_with_its_recipe(variant):
         for ipc in (1, 10, 50):
             base, card = load_protocol(f"{ds}-ipc{ipc}"), load_protocol(f"{ds}-ipc{ipc}-{variant}")
             assert card.archs[0] == base.archs[0] and len(card.archs) >= 5
-            same = {f.name for f in dataclasses.fields(base)} - {"id", "version", "description", "archs"}
+            same = {f.name for f in dataclasses.fields(base)} - {"id", "version", "description", "archs", "includes"}
+            assert card.includes == (base.id,)
             assert {k: getattr(card, k) for k in same} == {k: getattr(base, k) for k in same}
             assert card.hash != base.hash  # its own rows
     assert load_protocol("cifar10-ipc10-xarch").archs == ("convnet", "resnet18_dc", "vgg11_dc", "alexnet_dc",

@@ -34,6 +34,29 @@ def test_config_layers_and_coercion():
         create_method("layered-test", steps="many")
 
 
+def test_a_card_that_includes_another_gets_its_settings_unless_it_has_its_own(tmp_path):
+    mtt = create_method("mtt")
+    base, adv = load_protocol("mnist-ipc1"), load_protocol("mnist-ipc1-adv")
+    assert adv.lineage == ("mnist-ipc1", "mnist-ipc1-adv") and base.lineage == ("mnist-ipc1",)
+    assert mtt.config_for(adv) == mtt.config_for(base) != mtt.config_for(load_protocol("mnist-ipc10"))
+    assert mtt.config_for(load_protocol("cifar10-ipc1-privacy"))["zca"] is True  # cifar10-ipc1's table
+
+    @register_method("lineage-test")
+    class Lineage(Method):
+        default_cfg = {"steps": 10}
+        protocol_cfg = {"mnist-ipc1-adv": {"steps": 3}, "mnist-ipc1": {"steps": 500}}  # the card's own applies last
+
+    assert create_method("lineage-test").config_for(adv)["steps"] == 3
+    assert create_method("lineage-test").config_for(base)["steps"] == 500
+    card = tmp_path / "mine.toml"
+    card.write_text('include = "mnist-ipc1-adv"\nid = "mine"\nversion = 1\n')
+    assert load_protocol(str(card)).lineage == ("mnist-ipc1", "mnist-ipc1-adv", "mine")
+    assert load_protocol(str(card)).hash != adv.hash
+    card.write_text('include = "mnist-ipc1"\nid = "mine"\nversion = 1\nincludes = ["cifar10-ipc1"]\n')
+    with pytest.raises(DDBenchError, match="unknown key.*includes"):
+        load_protocol(str(card))
+
+
 def test_unknown_method_lists_the_known_ones():
     with pytest.raises(DDBenchError, match="unknown method 'nope'; known: .*random"):
         create_method("nope")

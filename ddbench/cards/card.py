@@ -51,13 +51,14 @@ class ProtocolCard:
     description: str = ""
     params: Any = None  # the kind's own section: a dataclass its kind declares (ddbench.kinds), None if it has none
     overrides: dict[str, Any] = field(default_factory=dict)
+    includes: tuple[str, ...] = ()  # the built-in cards it starts from (`include =`), the outermost first; not hashed
 
     def content(self) -> dict[str, Any]:
         """Everything that decides one row's result. Left out: the description, and which archs and how
         many seeds a sweep runs by default (each row names its arch and seed), so adding an arch to a
         card does not orphan its rows."""
         data = dataclasses.asdict(self)
-        for key in ("description", "archs", "seeds", "params"):
+        for key in ("description", "archs", "seeds", "params", "includes"):
             data.pop(key)
         for key, empty in (("precision", "fp32"), ("mean", ()), ("std", ())):
             if data[key] == empty:
@@ -66,6 +67,12 @@ class ProtocolCard:
             exempt = getattr(type(self.params), "HASH_EXEMPT", ())  # e.g. which baselines print beside a method
             data.update({k: v for k, v in dataclasses.asdict(self.params).items() if k not in exempt})
         return data
+
+    @property
+    def lineage(self) -> tuple[str, ...]:
+        """The ids of the built-in cards it starts from, then its own: what a method's per-card settings match
+        (mnist-ipc1-adv gets the settings of mnist-ipc1, unless it has its own)."""
+        return (*self.includes, self.id)
 
     def param(self, name: str, default: Any = None) -> Any:
         """A value of the kind's own section (`default` when the kind has no such parameter)."""
@@ -154,7 +161,7 @@ def _section(cls: type, raw: Any, where: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise DDBenchError(f"{where} must be a table")
     hints = get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)} - {"overrides", "params"}
+    known = {f.name for f in dataclasses.fields(cls)} - _DERIVED
     unknown = sorted(set(raw) - known)
     if unknown:
         raise DDBenchError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -201,10 +208,11 @@ def _check_card(card: ProtocolCard, origin: str) -> None:
     _check_train(card.train, origin)
 
 
-COMMON_KEYS = frozenset(f.name for f in dataclasses.fields(ProtocolCard)) - {"params", "overrides"}
+_DERIVED = frozenset({"params", "overrides", "includes"})  # set by the loader, never written in a card
+COMMON_KEYS = frozenset(f.name for f in dataclasses.fields(ProtocolCard)) - _DERIVED
 
 
-def _parse(data: dict[str, Any], origin: str, params_for: ParamsFor) -> ProtocolCard:
+def _parse(data: dict[str, Any], origin: str, params_for: ParamsFor, includes: tuple[str, ...] = ()) -> ProtocolCard:
     data.setdefault("ipc", 0)  # kinds that size their sets otherwise (ssl-transfer: `budget`) have no per-class IPC
     where = f"protocol card {origin}"
     required = {"id", "version", "kind", "dataset", "archs", "seeds"}
@@ -235,7 +243,7 @@ def _parse(data: dict[str, Any], origin: str, params_for: ParamsFor) -> Protocol
         if missing:
             raise DDBenchError(f"{where}: {data['kind']} cards need {', '.join(missing)}")
         params = params_cls(**_section(params_cls, own, f"{where} ({data['kind']})"))
-    card = ProtocolCard(**{**fields, "train": train, "params": params})
+    card = ProtocolCard(**{**fields, "train": train, "params": params, "includes": includes})
     _check_card(card, origin)
     return card
 
@@ -258,27 +266,29 @@ def _toml(text: str, origin: str) -> dict[str, Any]:
         raise DDBenchError(f"protocol card {origin} is not valid TOML: {exc}") from None
 
 
-def _with_include(data: dict[str, Any], origin: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+def _with_include(data: dict[str, Any], origin: str, seen: tuple[str, ...] = ()) -> tuple[dict[str, Any], tuple[str, ...]]:
     """`include = "cifar10-ipc10"`: start from that built-in card's keys, then apply this card's (sections
-    merge key by key). The included card's id, version and description never carry over."""
+    merge key by key). The included card's id, version and description never carry over. Returns the merged keys
+    and the ids of the cards included, the outermost first."""
     base_id = data.pop("include", None)
     if base_id is None:
-        return data
+        return data, ()
     if not isinstance(base_id, str) or base_id in seen or base_id not in list_protocols():
         raise DDBenchError(f"protocol card {origin}: include = {base_id!r} names no built-in card (or includes itself)")
-    base = _with_include(_toml(_text(Path(str(_cards_dir() / f"{base_id}.toml")), f"{base_id}.toml"), f"{base_id}.toml"),
-                         origin, (*seen, base_id))
+    base, chain = _with_include(_toml(_text(Path(str(_cards_dir() / f"{base_id}.toml")), f"{base_id}.toml"),
+                                      f"{base_id}.toml"), origin, (*seen, base_id))
     for key in ("id", "version", "description"):
         base.pop(key, None)
     merged = {**base, **data}
     for key, value in data.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
             merged[key] = {**base[key], **value}
-    return merged
+    return merged, (*chain, base_id)
 
 
 def _read(text: str, origin: str, params_for: ParamsFor) -> ProtocolCard:
-    return _parse(_with_include(_toml(text, origin), origin), origin, params_for)
+    data, includes = _with_include(_toml(text, origin), origin)
+    return _parse(data, origin, params_for, includes)
 
 
 def list_protocols(pattern: str = "*") -> list[str]:

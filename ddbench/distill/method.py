@@ -3,7 +3,8 @@
 A method is a class with `distill(train, ipc, ctx) -> DistilledSet` (or a plain function with
 that signature, wrapped by the registry). Hyperparameters resolve in three layers, like timm's
 per-model default configs: `default_cfg`, then `protocol_cfg` entries whose card pattern matches
-the card id (fnmatch), then what the user passed.
+the id of a card the card includes or its own (fnmatch; `ProtocolCard.lineage`, the included card's first, so
+mnist-ipc1-adv distils with mnist-ipc1's settings), then what the user passed.
 """
 from __future__ import annotations
 
@@ -131,9 +132,10 @@ class Method:
 
     def config_for(self, card: ProtocolCard) -> dict[str, Any]:
         cfg = dict(self.default_cfg)
-        for pattern, overrides in self.protocol_cfg.items():
-            if fnmatch.fnmatch(card.id, pattern):
-                cfg.update(overrides)
+        for card_id in card.lineage:  # an included card's settings first, then the card's own
+            for pattern, overrides in self.protocol_cfg.items():
+                if fnmatch.fnmatch(card_id, pattern):
+                    cfg.update(overrides)
         cfg.update(self.user_cfg)
         self.check_config(cfg)
         return cfg
