@@ -81,7 +81,7 @@ class MKDT(Method):
     def distill_flops(self, train: ImageDataset, ctx: DistillContext) -> float | None:
         cfg = ctx.config
         return unrolled_flops(cfg["arch"] or ctx.card.archs[0], 512, train, cfg["iterations"], cfg["syn_steps"],
-                              cfg["batch_syn"] or ctx.card.params.budget)
+                              cfg["batch_syn"] or ctx.card.params.budget, ctx.device.type)
 
     def distill_steps(self, train: ImageDataset, ctx: DistillContext) -> float:
         return unrolled_steps(ctx.config["iterations"], ctx.config["syn_steps"])

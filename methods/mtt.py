@@ -105,7 +105,7 @@ class MTT(Method):
     def distill_flops(self, train: ImageDataset, ctx: DistillContext) -> float | None:
         cfg = ctx.config
         return unrolled_flops(cfg["arch"] or ctx.card.archs[0], train.num_classes, train, cfg["iterations"],
-                              cfg["syn_steps"], cfg["batch_syn"] or ctx.card.ipc * train.num_classes)
+                              cfg["syn_steps"], cfg["batch_syn"] or ctx.card.ipc * train.num_classes, ctx.device.type)
 
     def distill_steps(self, train: ImageDataset, ctx: DistillContext) -> float:
         return unrolled_steps(ctx.config["iterations"], ctx.config["syn_steps"])

@@ -84,10 +84,16 @@ def unrolled_steps(iterations: int, steps: int) -> float:
     return UNROLL_STEP_COST * iterations * steps
 
 
-UNROLL_FACTOR = 6.0  # an unrolled step and the backward through it, in forward passes (an estimate)
+# An unrolled step and the backward through it (a double backward), per synthetic image, in forward passes. CUDA: the
+# arithmetic's estimate. CPU: fitted on MTT's MNIST distillations at the rate and step cost above (RESULTS.md: IPC 1,
+# 50 steps, 1062 s for 300 iterations, 20 passes; IPC 10, 30 steps, about 21.5 s per iteration, 28 passes); 24 is
+# within 13 % of both (6, the arithmetic's estimate, planned a quarter of the IPC 10 time).
+UNROLL_FACTOR = {"cuda": 6.0, "cpu": 24.0}
 
 
-def unrolled_flops(arch: str, num_classes: int, train, iterations: int, steps: int, batch: int) -> float:
-    """FLOPs of trajectory matching: `iterations` × `steps` unrolled steps on `batch` synthetic images."""
+def unrolled_flops(arch: str, num_classes: int, train, iterations: int, steps: int, batch: int, device_type: str) -> float:
+    """Forward-equivalent FLOPs of trajectory matching: `iterations` × `steps` unrolled steps on `batch` synthetic
+    images, on a `device_type` device."""
     h, w = train.image_size
-    return UNROLL_FACTOR * iterations * steps * batch * forward_flops(arch, num_classes, train.channels, int(h), int(w))
+    factor = UNROLL_FACTOR.get(device_type, UNROLL_FACTOR["cpu"])
+    return factor * iterations * steps * batch * forward_flops(arch, num_classes, train.channels, int(h), int(w))
