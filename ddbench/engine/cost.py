@@ -86,7 +86,7 @@ def unrolled_steps(iterations: int, steps: int) -> float:
 
 # An unrolled step and the backward through it (a double backward), per synthetic image, in forward passes. CUDA: the
 # arithmetic's estimate. CPU: fitted on MTT's MNIST distillations at the rate and step cost above (RESULTS.md: IPC 1,
-# 50 steps, 1062 s for 300 iterations, 20 passes; IPC 10, 30 steps, about 21.5 s per iteration, 28 passes); 24 is
+# 50 steps, 1062 s for 300 iterations, 20 passes; IPC 10, 30 steps, about 22 s per iteration, 28 passes); 24 is
 # within 13 % of both (6, the arithmetic's estimate, planned a quarter of the IPC 10 time).
 UNROLL_FACTOR = {"cuda": 6.0, "cpu": 24.0}
 
