@@ -2,8 +2,8 @@
 
 For each outer iteration prints the expert and start epoch drawn, the matching loss, the student's movement and the
 expert's (‖θ_N − θ_t‖ and ‖θ*_{t+M} − θ*_t‖), the gradient of the loss in the step size, and the step size after
-the update, exactly as `ddbench distill --method mtt` draws them (same seed, same generators), on the cached experts
-(trained into the user cache if missing). Nothing is written; the test split is never read.
+the update, with the state and draws `ddbench distill --method mtt` makes (MTT's own `bank`, `start` and `draw`, which
+`distill` calls), on the cached experts (trained into the user cache if missing). Nothing is written; the test split is never read.
 
     python benchmarks/probe_mtt.py --card mnist-ipc1 --iters 5 --data-root ../shared/data \\
         --cfg num_experts=4 --cfg expert_train_epochs=22
@@ -22,10 +22,7 @@ from ddbench.data import load_dataset
 from ddbench.distill.method import DistillContext
 from ddbench.distill.registry import create_method
 from ddbench.engine.allocator import tune_cpu_allocator
-from ddbench.engine.augment import DSA
-from ddbench.engine.experts import ensure_experts
-from ddbench.engine.unroll import FlatNetwork, trajectory_matching_loss, unroll
-from ddbench.engine.whitening import resolve_space
+from ddbench.engine.unroll import trajectory_matching_loss, unroll
 from ddbench.kinds import load_protocol
 from ddbench.sweep.options import card_space
 
@@ -46,40 +43,25 @@ def main() -> None:
     device = torch.device("cpu")
     ctx = DistillContext(card=card, device=device, seed=args.seed, config=cfg, space=card_space(card, train),
                          method_name="mtt", cache_dir=user_cache_root(), progress=False)
-    arch, space, recipe = method._experts(train, ctx)
-    space = resolve_space(space, train, ctx.cache_dir, device)
-    bank, _ = ensure_experts(cfg["num_experts"], arch, train, space, recipe, device, ctx.cache_dir, progress=False)
-
-    # MTT.distill's draws, in its order
-    gen_cpu, gen_dev, pick = ctx.generator(), ctx.generator(device, offset=1), ctx.generator(offset=2)
-    ipc = card.ipc
-    labels = torch.arange(train.num_classes).repeat_interleave(ipc)
-    init = torch.cat([train.indices_of_class(c)[torch.randperm(len(train.indices_of_class(c)), generator=gen_cpu)[:ipc]]
-                      for c in range(train.num_classes)])
-    images = space.from_uint8(train.x_train[init], device).detach().requires_grad_(True)
-    syn_lr = torch.tensor(float(cfg["lr_teacher"]), device=device, requires_grad=True)
-    opt_img = torch.optim.SGD([images], lr=cfg["lr_img"], momentum=0.5)
-    opt_lr = torch.optim.SGD([syn_lr], lr=cfg["lr_lr"], momentum=0.5)
-    student = FlatNetwork(arch, train.num_classes, train.channels, train.image_size)
-    augment = DSA(recipe.dsa_strategy) if cfg["dsa"] else None
-    batch_syn = cfg["batch_syn"] or len(labels)
+    bank, space, arch, recipe = method.bank(train, ctx)
+    run = method.start(train, card.ipc, ctx, space, arch, recipe)  # MTT.distill's state and draws, in its order
+    opt_img, opt_lr = run.state.optimizers
+    _, gen_dev, pick = run.state.generators
     rows = []
     for it in range(args.iters):
-        expert = int(torch.randint(cfg["num_experts"], (1,), generator=gen_cpu))
-        start_epoch = int(torch.randint(cfg["max_start_epoch"], (1,), generator=gen_cpu))
-        start, target = bank.snapshots(expert, start_epoch, start_epoch + cfg["expert_epochs"])
-        final = unroll(student, start.clone(), images, labels, syn_lr, cfg["syn_steps"], batch_syn, F.cross_entropy,
-                       augment, gen_dev, pick)
+        expert, start_epoch, start, target = method.draw(run, bank, ctx)
+        final = unroll(run.student, start.clone(), run.images, run.labels, run.syn_lr, cfg["syn_steps"], run.batch_syn,
+                       F.cross_entropy, run.augment, gen_dev, pick)
         loss = trajectory_matching_loss(final, start, target)
         opt_img.zero_grad(set_to_none=True)
         opt_lr.zero_grad(set_to_none=True)
         loss.backward()
-        grad_lr = float(syn_lr.grad)
+        grad_lr = float(run.syn_lr.grad)
         opt_img.step()
         opt_lr.step()
         rows.append([it, expert, start_epoch, f"{loss.item():.4g}", f"{(final - start).norm().item():.4g}",
-                     f"{(target - start).norm().item():.4g}", f"{grad_lr:.4g}", f"{images.grad.norm().item():.4g}",
-                     f"{syn_lr.item():.4g}"])
+                     f"{(target - start).norm().item():.4g}", f"{grad_lr:.4g}", f"{run.images.grad.norm().item():.4g}",
+                     f"{run.syn_lr.item():.4g}"])
     print(f"mtt on {card.id}: syn_steps {cfg['syn_steps']}, expert_epochs {cfg['expert_epochs']}, max_start_epoch "
           f"{cfg['max_start_epoch']}, lr_img {cfg['lr_img']}, lr_lr {cfg['lr_lr']}, lr_teacher {cfg['lr_teacher']}, "
           f"{cfg['num_experts']} experts of {cfg['expert_train_epochs']} epochs")

@@ -28,7 +28,8 @@ card before v2) the last instance norm sees 2×2 maps, the matching loss is jagg
 2.2e4 where a finite difference gives -3.3) and no lr_img lowered it. The quick card's probe cannot
 show MKDT's gain over its high-loss start (a random ConvNet-1 encoder probes as well on digits): an
 open gap of the quick card, not evidence against MKDT. `checkpoint=true` (runtime only) recomputes
-each unrolled step in the backward pass: about one parameter vector kept per step, same gradients.
+each unrolled step in the backward pass: about one parameter vector kept per step, same gradients. An interrupted
+distillation resumes from its last saved iteration (ddbench.distill.matching), ending with the same set.
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ from tqdm.auto import tqdm
 from ddbench.core.errors import DDBenchError
 from ddbench.data import ImageDataset
 from ddbench.distill.kd import DIGITS_BUDGET, KD_OPTIONS, SSL_QUICK, high_loss_indices, kd_artefacts, kd_experts, teacher_targets
+from ddbench.distill.matching import MatchingState
 from ddbench.distill.method import Artefact, DistillContext, Method
 from ddbench.distill.registry import register_method
 from ddbench.engine.cost import unrolled_flops, unrolled_steps
@@ -80,11 +82,11 @@ class MKDT(Method):
 
     def distill_flops(self, train: ImageDataset, ctx: DistillContext) -> float | None:
         cfg = ctx.config
-        return unrolled_flops(cfg["arch"] or ctx.card.archs[0], 512, train, cfg["iterations"], cfg["syn_steps"],
+        return unrolled_flops(cfg["arch"] or ctx.card.archs[0], 512, train, ctx.iterations_left(cfg["iterations"]), cfg["syn_steps"],
                               cfg["batch_syn"] or ctx.card.params.budget, ctx.device.type)
 
     def distill_steps(self, train: ImageDataset, ctx: DistillContext) -> float:
-        return unrolled_steps(ctx.config["iterations"], ctx.config["syn_steps"])
+        return unrolled_steps(ctx.iterations_left(ctx.config["iterations"]), ctx.config["syn_steps"])
 
     def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
         cfg, device = ctx.config, ctx.device
@@ -100,26 +102,30 @@ class MKDT(Method):
                 torch.optim.SGD([syn_lr], lr=cfg["lr_lr"], momentum=0.5)]
         student = FlatNetwork(setup.arch, targets.shape[1], train.channels, train.image_size)
         gen_cpu, gen_dev = ctx.generator(), ctx.generator(device, offset=1)
+        state = MatchingState({"images": images, "targets": targets, "syn_lr": syn_lr}, opts, [gen_cpu, gen_dev])
         experts = bank.seeds()[: cfg["num_experts"]]
-        losses: list[float] = []
         pairs = [(e, s) for e in experts for s in range(cfg["max_start_epoch"])]
         probe = {"match_loss_init": probe_matching_loss(student, bank, pairs, images, targets, syn_lr, cfg, ctx)}
 
         def current_set() -> DistilledSet:
+            losses = state.losses
             first = sum(losses[:10]) / max(1, len(losses[:10]))
             last = sum(losses[-10:]) / max(1, len(losses[-10:]))
             return ctx.make_set(images.detach(), targets.detach().cpu(), train, label_mode="regression",
                                 learned_lr=float(syn_lr.item()), init_indices=init.tolist(), loss_first=first, loss_last=last,
                                 **probe)
 
-        for it in tqdm(range(cfg["iterations"]), desc=f"mkdt {train.name}", disable=not ctx.progress, leave=False):
+        done = state.resume(ctx)  # an interrupted run goes on from its saved iteration
+        for it in tqdm(range(done, cfg["iterations"]), desc=f"mkdt {train.name}", disable=not ctx.progress, leave=False,
+                       initial=done, total=cfg["iterations"]):
             expert = experts[int(torch.randint(len(experts), (1,), generator=gen_cpu))]  # a new random expert each time
             start_epoch = int(torch.randint(cfg["max_start_epoch"], (1,), generator=gen_cpu))
             start, target = (t.to(device) for t in bank.snapshots(expert, start_epoch, start_epoch + cfg["expert_epochs"]))
-            losses.append(matching_iteration(student, start, target, images, targets, syn_lr, cfg["syn_steps"],
-                                             cfg["batch_syn"], F.mse_loss, None, gen_dev, None, opts, "mkdt", it,
-                                             checkpoint=cfg["checkpoint"]))
+            state.losses.append(matching_iteration(student, start, target, images, targets, syn_lr, cfg["syn_steps"],
+                                                   cfg["batch_syn"], F.mse_loss, None, gen_dev, None, opts, "mkdt", it,
+                                                   checkpoint=cfg["checkpoint"]))
             ctx.snapshot(it + 1, current_set)
+            state.save(ctx, it + 1)
         probe["match_loss_final"] = probe_matching_loss(student, bank, pairs, images, targets, syn_lr, cfg, ctx)
         return current_set()
 

@@ -31,8 +31,12 @@ Hyperparameters per card follow the paper's table (mtt-distillation issue #7); a
 
 `checkpoint=true` (a runtime option, outside the run id) recomputes each unrolled step in the
 backward pass, so each step keeps about one parameter vector instead of its activations; the gradients are the same.
+An interrupted distillation resumes from its last saved iteration (saved at most every minute: pixels, step size, both
+optimizers' momenta, the generators, the losses; ddbench.distill.matching) and ends with the set an uninterrupted run makes.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -42,11 +46,12 @@ from ddbench.core.errors import DDBenchError
 from ddbench.data import ImageDataset
 from ddbench.data.space import ImageSpace
 from ddbench.distill.artefacts import expert_artefacts
+from ddbench.distill.matching import MatchingState
 from ddbench.distill.method import Artefact, DistillContext, Method
 from ddbench.distill.registry import register_method
 from ddbench.engine.augment import DSA
 from ddbench.engine.cost import unrolled_flops, unrolled_steps
-from ddbench.engine.experts import ExpertRecipe, ensure_experts
+from ddbench.engine.experts import ExpertBank, ExpertRecipe, ensure_experts
 from ddbench.engine.unroll import FlatNetwork, matching_iteration
 from ddbench.engine.whitening import pending_zca_space, resolve_space
 from ddbench.store.distilled import DistilledSet
@@ -106,54 +111,85 @@ class MTT(Method):
 
     def distill_flops(self, train: ImageDataset, ctx: DistillContext) -> float | None:
         cfg = ctx.config
-        return unrolled_flops(cfg["arch"] or ctx.card.archs[0], train.num_classes, train, cfg["iterations"],
+        return unrolled_flops(cfg["arch"] or ctx.card.archs[0], train.num_classes, train, ctx.iterations_left(cfg["iterations"]),
                               cfg["syn_steps"], cfg["batch_syn"] or ctx.card.ipc * train.num_classes, ctx.device.type)
 
     def distill_steps(self, train: ImageDataset, ctx: DistillContext) -> float:
-        return unrolled_steps(ctx.config["iterations"], ctx.config["syn_steps"])
+        return unrolled_steps(ctx.iterations_left(ctx.config["iterations"]), ctx.config["syn_steps"])
 
-    def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
-        cfg = ctx.config
-        device = ctx.device
+    def bank(self, train: ImageDataset, ctx: DistillContext) -> tuple[ExpertBank, ImageSpace, str, ExpertRecipe]:
+        """The experts (trained into the cache where missing), the image space they live in, their arch and recipe."""
         arch, space, recipe = self._experts(train, ctx)
-        space = resolve_space(space, train, ctx.cache_dir, device)
-        bank, _ = ensure_experts(cfg["num_experts"], arch, train, space, recipe, device, ctx.cache_dir,
+        space = resolve_space(space, train, ctx.cache_dir, ctx.device)
+        bank, _ = ensure_experts(ctx.config["num_experts"], arch, train, space, recipe, ctx.device, ctx.cache_dir,
                                  progress=ctx.progress)
+        return bank, space, arch, recipe
 
-        gen_cpu = ctx.generator()
-        gen_dev = ctx.generator(device, offset=1)
-        pick = ctx.generator(offset=2)
-        labels = torch.arange(train.num_classes).repeat_interleave(ipc)
+    def start(self, train: ImageDataset, ipc: int, ctx: DistillContext, space: ImageSpace, arch: str,
+              recipe: ExpertRecipe) -> Matching:
+        """The state before the first iteration: real images per class as pixels, lr_teacher as the step size."""
+        cfg, device = ctx.config, ctx.device
+        gen_cpu, gen_dev, pick = ctx.generator(), ctx.generator(device, offset=1), ctx.generator(offset=2)
         init = torch.cat([train.indices_of_class(c)[torch.randperm(len(train.indices_of_class(c)), generator=gen_cpu)[:ipc]]
                           for c in range(train.num_classes)])
         images = space.from_uint8(train.x_train[init], device).detach().requires_grad_(True)
         syn_lr = torch.tensor(float(cfg["lr_teacher"]), device=device, requires_grad=True)
-        labels = labels.to(device)
         opt_img = torch.optim.SGD([images], lr=cfg["lr_img"], momentum=0.5)
         opt_lr = torch.optim.SGD([syn_lr], lr=cfg["lr_lr"], momentum=0.5)
-        student = FlatNetwork(arch, train.num_classes, train.channels, train.image_size)
-        augment = DSA(recipe.dsa_strategy) if cfg["dsa"] else None
-        batch_syn = cfg["batch_syn"] or len(labels)
-        losses: list[float] = []
+        labels = torch.arange(train.num_classes).repeat_interleave(ipc).to(device)
+        return Matching(MatchingState({"images": images, "syn_lr": syn_lr}, [opt_img, opt_lr], [gen_cpu, gen_dev, pick]),
+                        images, syn_lr, labels, init, FlatNetwork(arch, train.num_classes, train.channels, train.image_size),
+                        DSA(recipe.dsa_strategy) if cfg["dsa"] else None, cfg["batch_syn"] or len(labels))
+
+    def draw(self, run: Matching, bank: ExpertBank, ctx: DistillContext) -> tuple[int, int, torch.Tensor, torch.Tensor]:
+        """An iteration's expert and start epoch, and the expert's parameters there and `expert_epochs` later."""
+        cfg = ctx.config
+        gen_cpu = run.state.generators[0]
+        expert = int(torch.randint(cfg["num_experts"], (1,), generator=gen_cpu))
+        start_epoch = int(torch.randint(cfg["max_start_epoch"], (1,), generator=gen_cpu))
+        start, target = (t.to(ctx.device) for t in bank.snapshots(expert, start_epoch, start_epoch + cfg["expert_epochs"]))
+        return expert, start_epoch, start, target
+
+    def distill(self, train: ImageDataset, ipc: int, ctx: DistillContext) -> DistilledSet:
+        cfg = ctx.config
+        bank, space, arch, recipe = self.bank(train, ctx)
+        run = self.start(train, ipc, ctx, space, arch, recipe)
 
         def current_set() -> DistilledSet:
-            return ctx.make_set(images.detach(), labels.cpu(), train, learned_lr=float(syn_lr.item()), space=space,
+            losses = run.state.losses
+            return ctx.make_set(run.images.detach(), run.labels.cpu(), train, learned_lr=float(run.syn_lr.item()), space=space,
                                 loss_first=_mean(losses[:20]), loss_last=_mean(losses[-20:]), iterations=len(losses),
-                                init_indices=init.tolist())
+                                init_indices=run.init.tolist())
 
         ctx.snapshot(0, current_set)  # the starting set, on request (`distill --snapshots 0`)
-        bar = tqdm(range(cfg["iterations"]), desc=f"mtt {train.name} ipc {ipc}", disable=not ctx.progress, leave=False)
+        done = run.state.resume(ctx)  # an interrupted run goes on from its saved iteration
+        losses, (_, gen_dev, pick) = run.state.losses, run.state.generators
+        bar = tqdm(range(done, cfg["iterations"]), desc=f"mtt {train.name} ipc {ipc}", disable=not ctx.progress, leave=False,
+                   initial=done, total=cfg["iterations"])
         for it in bar:
-            expert = int(torch.randint(cfg["num_experts"], (1,), generator=gen_cpu))
-            start_epoch = int(torch.randint(cfg["max_start_epoch"], (1,), generator=gen_cpu))
-            start, target = (t.to(device) for t in bank.snapshots(expert, start_epoch, start_epoch + cfg["expert_epochs"]))
-            losses.append(matching_iteration(student, start, target, images, labels, syn_lr, cfg["syn_steps"], batch_syn,
-                                             F.cross_entropy, augment, gen_dev, pick, [opt_img, opt_lr], "mtt", it,
-                                             checkpoint=cfg["checkpoint"]))
+            _, _, start, target = self.draw(run, bank, ctx)
+            losses.append(matching_iteration(run.student, start, target, run.images, run.labels, run.syn_lr, cfg["syn_steps"],
+                                             run.batch_syn, F.cross_entropy, run.augment, gen_dev, pick, run.state.optimizers,
+                                             "mtt", it, checkpoint=cfg["checkpoint"]))
             if it % 10 == 0:
-                bar.set_postfix(loss=f"{losses[-1]:.4f}", lr=f"{syn_lr.item():.4f}")
+                bar.set_postfix(loss=f"{losses[-1]:.4f}", lr=f"{run.syn_lr.item():.4f}")
             ctx.snapshot(it + 1, current_set)
+            run.state.save(ctx, it + 1)
         return current_set()
+
+
+@dataclass
+class Matching:
+    """One MTT distillation under way: its resumable state and what each iteration uses."""
+
+    state: MatchingState
+    images: torch.Tensor
+    syn_lr: torch.Tensor
+    labels: torch.Tensor
+    init: torch.Tensor  # the training images the pixels started from
+    student: FlatNetwork
+    augment: DSA | None
+    batch_syn: int
 
 
 def _space(train: ImageDataset, ctx: DistillContext) -> ImageSpace:

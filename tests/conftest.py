@@ -92,6 +92,36 @@ def killable(monkeypatch):
     return run
 
 
+@pytest.fixture
+def killed_and_resumed(killable, monkeypatch):
+    """`killed_and_resumed(method, card, train, opts, kill_at_step)` distils once uninterrupted, then again from scratch
+    stopped at SGD step `kill_at_step` as a kill would (saving after every iteration) and once more, resuming; returns
+    (the uninterrupted set, the resumed set, iterations saved at the kill, SGD steps of the whole run and of the resumed
+    part, the plan's distillation task at the kill)."""
+    from ddbench.engine import resume
+    from ddbench.engine.resume import epochs_saved
+    from ddbench.sweep.build import build_distill_sweep
+    from ddbench.sweep.evaluate import distill_cached, set_cache_path
+    from ddbench.sweep.options import resume_path
+
+    def run(method, card, train, opts, kill_at_step: int):
+        monkeypatch.setattr(resume, "RESUME_EVERY_S", 0.0)
+        path = set_cache_path(method, card, train, 0, opts)
+        path.unlink(missing_ok=True)
+        resume_path(path).unlink(missing_ok=True)
+        reference, all_steps = killable(lambda: distill_cached(method, card, train, 0, opts))
+        path.unlink()
+        killed, _ = killable(lambda: distill_cached(method, card, train, 0, opts), kill_at_step)
+        assert killed is None and not path.exists()
+        saved = epochs_saved(resume_path(path))
+        task = next(t for t in build_distill_sweep(method, card, 0, opts).graph.tasks.values() if t.stage == "distill")
+        resumed, rest = killable(lambda: distill_cached(method, card, train, 0, opts))
+        assert not resume_path(path).exists()  # a finished distillation leaves no resume file
+        return reference, resumed, saved, all_steps, rest, task
+
+    return run
+
+
 BASELINES = ["random", "herding", "kcenter", "forgetting"]
 
 

@@ -45,3 +45,16 @@ def test_the_plan_prices_only_the_epochs_a_killed_expert_has_left(tmp_path, monk
     assert "resumes after 2 of 4 epochs" in killed.label and "resumes" not in fresh.label
     bank.resume_path(1).write_bytes(b"damaged")  # unreadable: priced, and trained, from the start
     assert expert_artefacts(2, "convnetd1", train, space, RECIPE, tmp_path)[1].steps == 20
+
+
+def test_a_resume_file_that_fails_half_way_restores_nothing(tmp_path):
+    from ddbench.engine.resume import ResumeFile, TensorState
+
+    pixels, gen = torch.ones(3), torch.Generator().manual_seed(0)
+    ResumeFile(tmp_path / "r.pt", every_s=0).save_parts_if_due(2, {"pixels": TensorState(pixels)}, [gen])
+    fresh, gens = torch.zeros(3), [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)]
+    before = [g.get_state() for g in gens]
+    # the pixels load, then the generators do not (two asked for, one saved): everything goes back
+    assert ResumeFile(tmp_path / "r.pt").restore_parts({"pixels": TensorState(fresh)}, gens, torch.device("cpu")) == (0, {})
+    assert torch.equal(fresh, torch.zeros(3)) and all(torch.equal(g.get_state(), b) for g, b in zip(gens, before))
+    assert not (tmp_path / "r.pt").exists()

@@ -80,6 +80,18 @@ def test_a_second_run_reuses_every_cached_stage(quick_results, monkeypatch):
     assert calls == [], calls
 
 
+def test_a_killed_mkdt_distillation_resumes_to_the_same_set(quick_results, killed_and_resumed):
+    card, opts, _ = quick_results
+    # three SGD steps per iteration (pixels, targets, step size): killed in iteration 3, after its pixels' step
+    reference, resumed, saved, all_steps, rest, _ = killed_and_resumed(create_method("mkdt", iterations=4), card,
+                                                                       load_dataset("digits"), opts, kill_at_step=7)
+    assert saved == 2 and all_steps == 12 and rest == 6
+    torch.testing.assert_close(resumed.images, reference.images, rtol=0, atol=0)
+    torch.testing.assert_close(resumed.labels, reference.labels, rtol=0, atol=0)  # the learned target vectors
+    assert resumed.learned_lr == reference.learned_lr
+    assert resumed.extra["match_loss_final"] == reference.extra["match_loss_final"]
+
+
 def test_missing_downstream_is_skipped_with_one_line(quick_results, tmp_path, caplog):
     card, opts, _ = quick_results
     probe = dataclasses.replace(card.params.probe, downstream=("digits", "cub200"))

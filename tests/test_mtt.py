@@ -160,6 +160,25 @@ def test_an_mtt_snapshot_is_the_shorter_run(mtt_and_init, card_ipc1):
     assert snap.set_id == shorter.set_id != final.set_id and snap.extra["snapshot_step"] == 2
 
 
+def test_a_killed_distillation_goes_on_from_its_saved_iteration_and_ends_with_the_same_set(mtt_and_init, card_ipc1,
+                                                                                           killed_and_resumed):
+    import dataclasses
+
+    from ddbench.engine.cost import unrolled_steps
+
+    _, _, opts = mtt_and_init
+    method = create_method("mtt", iterations=6)  # two SGD steps per iteration: the pixels', the step size's
+    # killed between the two steps of iteration 4: its pixels moved, its step size did not; 3 iterations saved
+    reference, resumed, saved, all_steps, rest, task = killed_and_resumed(
+        method, dataclasses.replace(card_ipc1, ipc=2), load_dataset("digits"), opts, kill_at_step=7)
+    assert saved == 3 and all_steps == 12 and rest == 6
+    assert "resumes after 3 iterations" in task.label and task.steps == unrolled_steps(3, method.config_for(card_ipc1)["syn_steps"])
+    torch.testing.assert_close(resumed.images, reference.images, rtol=0, atol=0)
+    assert resumed.learned_lr == reference.learned_lr and resumed.set_id == reference.set_id
+    assert resumed.extra["loss_last"] == reference.extra["loss_last"] and resumed.extra["iterations"] == 6
+    assert resumed.extra["resumed_after"] == 3 and "resumed_after" not in reference.extra
+
+
 def test_a_diverging_run_stops_with_one_line_and_writes_nothing(tmp_path, capsys):
     code = main(["evaluate", "--method", "mtt", "--protocol", CARD, "--cfg", "lr_lr=1.0", "--cfg", "iterations=20",
                  "--results", str(tmp_path / "lb"), "--no-progress"])

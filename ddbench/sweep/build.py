@@ -6,6 +6,7 @@ or on Ray; `plan` describes it without running anything.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import statistics
 from dataclasses import dataclass, field
@@ -26,11 +27,12 @@ from ddbench.engine.cost import (
     hours,
     training_rate_factor,
 )
+from ddbench.engine.resume import ResumeFile, epochs_saved
 from ddbench.kinds import check_fits, get_kind
 from ddbench.store.distilled import DistilledSet
 from ddbench.store.results import row_key
 from ddbench.sweep.graph import ROW_STAGES, BuildArtefact, Distill, Evaluate, Graph, Task
-from ddbench.sweep.options import EvalOptions, card_space, check_class_sizes, config_hash, set_cache_path
+from ddbench.sweep.options import EvalOptions, card_space, check_class_sizes, config_hash, resume_path, set_cache_path
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +179,8 @@ class _Builder:
             deps: tuple[str, ...] = ()
             ctx = DistillContext(card=card, device=opts.device, seed=seed, config=method.config_for(card),
                                  space=card_space(card, train), method_name=method.name, cache_dir=opts.cache_dir,
-                                 progress=opts.progress)
+                                 progress=opts.progress, resume=ResumeFile(resume_path(path)))
+            saved = 0 if done else epochs_saved(ctx.resume.path)  # an interrupted run: the method prices what is left
             if not done:
                 arts = method.artefacts(train, ctx)
                 for art in arts:
@@ -186,10 +189,13 @@ class _Builder:
                                         seconds=art.seconds, steps=art.steps, done=all(p.is_file() for p in art.files(opts.cache_dir))))
                 deps = tuple(a.key for a in arts)
             key = f"set:{rel}"
-            self.graph.add(Task(key, "distill", f"{method.name} {card.id} seed {seed}", action, deps=deps,
-                                flops=None if done else method.distill_flops(train, ctx),
-                                steps=0.0 if done else method.distill_steps(train, ctx),
-                                seconds=statistics.mean(times) if times else None, done=done))
+            label = f"{method.name} {card.id} seed {seed}" + (f" (resumes after {saved} iterations)" if saved else "")
+            steps = 0.0 if done else method.distill_steps(train, ctx)
+            seconds = statistics.mean(times) if times else None  # recorded whole runs
+            whole = method.distill_steps(train, dataclasses.replace(ctx, resume=None)) if seconds and saved else 0.0
+            self.graph.add(Task(key, "distill", label, action, deps=deps,
+                                flops=None if done else method.distill_flops(train, ctx), steps=steps,
+                                seconds=seconds * steps / whole if whole else seconds, done=done))
             keys[seed] = key
             paths[seed] = rel
         return keys, paths

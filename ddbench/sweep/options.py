@@ -22,6 +22,7 @@ from ddbench.data import ImageDataset
 from ddbench.data.space import ImageSpace
 from ddbench.distill.method import DistillContext, Method
 from ddbench.engine.precision import precision_scope
+from ddbench.engine.resume import ResumeFile
 from ddbench.kinds import get_kind
 from ddbench.store.distilled import DistilledSet
 from ddbench.store.results import ResultStore
@@ -83,15 +84,19 @@ def distill_cached(method: Method, card: ProtocolCard, train: ImageDataset, seed
             path.unlink(missing_ok=True)
     ctx = DistillContext(card=card, device=opts.device, seed=seed, config=config, space=space,
                          method_name=method.name, cache_dir=opts.cache_dir, progress=opts.progress,
-                         snapshots=tuple(opts.snapshots), snapshot_path=lambda step: snapshot_path(path, step))
+                         snapshots=tuple(opts.snapshots), snapshot_path=lambda step: snapshot_path(path, step),
+                         resume=ResumeFile(resume_path(path)))
     reset_peak_memory(opts.device)
     start = time.perf_counter()
     with precision_scope(card.precision, opts.device):
         dset = method.distill(train, card.ipc, ctx)
-    seconds = round(time.perf_counter() - start, 3)
+    seconds = round(time.perf_counter() - start + ctx.resume.seconds_before, 3)  # an interrupted run's time included
     dset.extra.setdefault("distill_time_s", seconds)
+    if ctx.resume.restored:
+        dset.extra["resumed_after"] = ctx.resume.restored
     dset.extra.setdefault("cost", distill_cost(method, train, ctx, opts.device, seconds))
     dset.save(path)
+    ctx.resume.finish()
     return dset
 
 
@@ -119,6 +124,11 @@ def set_cache_path(method: Method, card: ProtocolCard, train: ImageDataset, seed
     key = config_hash(method.name, {"config": method.identity_config(card), "dataset": train.name, "source": train.source,
                                     "ipc": card.ipc, "budget": card.param("budget", 0), "space": [space.mean, space.std], "seed": seed})
     return opts.cache_dir / "sets" / f"{method.name}-{card.dataset}-ipc{card.ipc}-seed{seed}-{key}.safetensors"
+
+
+def resume_path(final: Path) -> Path:
+    """Where the distillation that ends in `final` keeps the state an interrupted run resumes from."""
+    return final.with_name(f"{final.stem}.resume.pt")
 
 
 def snapshot_path(final: Path, step: int) -> Path:
