@@ -17,7 +17,8 @@ init variant (random / fixed) is part of the config, so the two native cards nev
 The unrolled steps are written with torch.func (nested `grad`), not the original hand-written
 Hessian-vector reverse loop; tests/test_dd.py checks the gradients against autograd and finite
 differences. The set carries its schedule (aux `step_lrs`, extra['dd']) and, for the fixed
-variant, the initialisation (aux `init_params`), so the dd-native cards can replay it exactly.
+variant, the initialisation (aux `init_params`), so the dd-native cards can replay it exactly. An interrupted
+distillation resumes from its last saved epoch (ddbench.distill.loop_state) and ends with the same set.
 
 Deviations: the number of distill steps follows the card's IPC (ipc / images_per_class_per_step),
 so the standard cards get 1/10/50 steps; the fixed-init variant uses 1 step for MNIST IPC 1 as the
@@ -40,6 +41,7 @@ from ddbench.cards.card import ProtocolCard
 from ddbench.core.errors import DDBenchError
 from ddbench.data import ImageDataset
 from ddbench.data.space import ImageSpace
+from ddbench.distill.loop_state import LoopState
 from ddbench.distill.method import DistillContext, Method
 from ddbench.distill.registry import register_method
 from ddbench.engine.native import distill_network_seed, random_inits
@@ -82,6 +84,7 @@ class DD(Method):
     paper = "https://arxiv.org/abs/1811.10959"
     code = "https://github.com/SsnL/dataset-distillation"
     kinds = ("supervised", "dd-native")
+    loop_unit = "epochs"
     default_cfg = {
         "arch": "", "images_per_class_per_step": 1, "distill_epochs": 3, "distill_lr": 0.02, "lr": 0.01,
         "epochs": 400, "decay_epochs": 40, "decay_factor": 0.5, "batch_size": 1024, "n_nets": 1,
@@ -139,19 +142,22 @@ class DD(Method):
         y_all = train.y_train.to(device)
         batch = min(cfg["batch_size"], len(x_all))
         per_epoch = math.ceil(len(x_all) / batch)  # the original loader keeps the last, partial batch
-        net_count = 0
-        bar = tqdm(range(cfg["epochs"]), desc=f"dd {train.name} ipc {ipc}", disable=not ctx.progress, leave=False)
-        loss_value = float("nan")
+        state = LoopState({"images": images, "raw_lrs": raw_lrs}, [opt], [gen], counters={"networks": 0})
         info = {"distill_steps": steps, "distill_epochs": cfg["distill_epochs"], "arch": arch, "init": init_kind,
                 "init_gain": cfg["init_gain"], "images_per_class_per_step": per_class}
 
         def current_set() -> DistilledSet:
+            loss_value = state.losses[-1] if state.losses else float("nan")
             dset = ctx.make_set(images.detach(), labels.cpu(), train, space=space, dd=info, final_loss=loss_value)
             dset.aux = {"step_lrs": F.softplus(raw_lrs).detach().cpu()}
             if init_kind == "fixed":
                 dset.aux["init_params"] = fixed.cpu()
             return dset
 
+        done = state.resume(ctx)  # an interrupted run goes on from its last saved epoch
+        net_count = state.counters["networks"]
+        bar = tqdm(range(done, cfg["epochs"]), desc=f"dd {train.name} ipc {ipc}", disable=not ctx.progress, leave=False,
+                   initial=done, total=cfg["epochs"])
         for epoch in bar:
             for group in opt.param_groups:
                 group["lr"] = cfg["lr"] * cfg["decay_factor"] ** (epoch // cfg["decay_epochs"])
@@ -177,6 +183,9 @@ class DD(Method):
                 if not math.isfinite(loss_value):
                     raise DDBenchError(f"dd diverged in epoch {epoch} (loss {loss_value}); lower lr or distill_lr; no set was written")
                 opt.step()
+            state.losses.append(loss_value)
+            state.counters["networks"] = net_count
             bar.set_postfix(loss=f"{loss_value:.3f}")
             ctx.snapshot(epoch + 1, current_set)
+            state.save(ctx, epoch + 1)
         return current_set()

@@ -29,7 +29,7 @@ card before v2) the last instance norm sees 2×2 maps, the matching loss is jagg
 show MKDT's gain over its high-loss start (a random ConvNet-1 encoder probes as well on digits): an
 open gap of the quick card, not evidence against MKDT. `checkpoint=true` (runtime only) recomputes
 each unrolled step in the backward pass: about one parameter vector kept per step, same gradients. An interrupted
-distillation resumes from its last saved iteration (ddbench.distill.matching), ending with the same set.
+distillation resumes from its last saved iteration (ddbench.distill.loop_state), ending with the same set.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 from ddbench.core.errors import DDBenchError
 from ddbench.data import ImageDataset
 from ddbench.distill.kd import DIGITS_BUDGET, KD_OPTIONS, SSL_QUICK, high_loss_indices, kd_artefacts, kd_experts, teacher_targets
-from ddbench.distill.matching import MatchingState
+from ddbench.distill.loop_state import LoopState
 from ddbench.distill.method import Artefact, DistillContext, Method
 from ddbench.distill.registry import register_method
 from ddbench.engine.cost import unrolled_flops, unrolled_steps
@@ -102,7 +102,7 @@ class MKDT(Method):
                 torch.optim.SGD([syn_lr], lr=cfg["lr_lr"], momentum=0.5)]
         student = FlatNetwork(setup.arch, targets.shape[1], train.channels, train.image_size)
         gen_cpu, gen_dev = ctx.generator(), ctx.generator(device, offset=1)
-        state = MatchingState({"images": images, "targets": targets, "syn_lr": syn_lr}, opts, [gen_cpu, gen_dev])
+        state = LoopState({"images": images, "targets": targets, "syn_lr": syn_lr}, opts, [gen_cpu, gen_dev])
         experts = bank.seeds()[: cfg["num_experts"]]
         pairs = [(e, s) for e in experts for s in range(cfg["max_start_epoch"])]
         probe = {"match_loss_init": probe_matching_loss(student, bank, pairs, images, targets, syn_lr, cfg, ctx)}

@@ -32,7 +32,7 @@ Hyperparameters per card follow the paper's table (mtt-distillation issue #7); a
 `checkpoint=true` (a runtime option, outside the run id) recomputes each unrolled step in the
 backward pass, so each step keeps about one parameter vector instead of its activations; the gradients are the same.
 An interrupted distillation resumes from its last saved iteration (saved at most every minute: pixels, step size, both
-optimizers' momenta, the generators, the losses; ddbench.distill.matching) and ends with the set an uninterrupted run makes.
+optimizers' momenta, the generators, the losses; ddbench.distill.loop_state) and ends with the set an uninterrupted run makes.
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ from ddbench.core.errors import DDBenchError
 from ddbench.data import ImageDataset
 from ddbench.data.space import ImageSpace
 from ddbench.distill.artefacts import expert_artefacts
-from ddbench.distill.matching import MatchingState
+from ddbench.distill.loop_state import LoopState
 from ddbench.distill.method import Artefact, DistillContext, Method
 from ddbench.distill.registry import register_method
 from ddbench.engine.augment import DSA
@@ -137,7 +137,7 @@ class MTT(Method):
         opt_img = torch.optim.SGD([images], lr=cfg["lr_img"], momentum=0.5)
         opt_lr = torch.optim.SGD([syn_lr], lr=cfg["lr_lr"], momentum=0.5)
         labels = torch.arange(train.num_classes).repeat_interleave(ipc).to(device)
-        return Matching(MatchingState({"images": images, "syn_lr": syn_lr}, [opt_img, opt_lr], [gen_cpu, gen_dev, pick]),
+        return Matching(LoopState({"images": images, "syn_lr": syn_lr}, [opt_img, opt_lr], [gen_cpu, gen_dev, pick]),
                         images, syn_lr, labels, init, FlatNetwork(arch, train.num_classes, train.channels, train.image_size),
                         DSA(recipe.dsa_strategy) if cfg["dsa"] else None, cfg["batch_syn"] or len(labels))
 
@@ -182,7 +182,7 @@ class MTT(Method):
 class Matching:
     """One MTT distillation under way: its resumable state and what each iteration uses."""
 
-    state: MatchingState
+    state: LoopState
     images: torch.Tensor
     syn_lr: torch.Tensor
     labels: torch.Tensor

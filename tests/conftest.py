@@ -67,12 +67,13 @@ class _Killed(Exception):
 
 @pytest.fixture
 def killable(monkeypatch):
-    """`killable(fn, kill_at_step=None)` calls fn() counting SGD steps and stops it before step `kill_at_step` + 1 as a
-    kill would; returns (fn's result, or None where it was stopped; the steps made)."""
-    original = torch.optim.SGD.step
+    """`killable(fn, kill_at_step=None, optimizer=torch.optim.SGD)` calls fn() counting the steps of `optimizer`'s
+    instances and stops it before step `kill_at_step` + 1 as a kill would; returns (fn's result, or None where it was
+    stopped; the steps made)."""
 
-    def run(fn, kill_at_step: int | None = None):
+    def run(fn, kill_at_step: int | None = None, optimizer: type = torch.optim.SGD):
         steps = 0
+        original = optimizer.step
 
         def counted(self, *args, **kwargs):
             nonlocal steps
@@ -81,41 +82,41 @@ def killable(monkeypatch):
             steps += 1
             return original(self, *args, **kwargs)
 
-        monkeypatch.setattr(torch.optim.SGD, "step", counted)
+        monkeypatch.setattr(optimizer, "step", counted)
         try:
             return fn(), steps
         except _Killed:
             return None, steps
         finally:
-            monkeypatch.setattr(torch.optim.SGD, "step", original)
+            monkeypatch.setattr(optimizer, "step", original)
 
     return run
 
 
 @pytest.fixture
 def killed_and_resumed(killable, monkeypatch):
-    """`killed_and_resumed(method, card, train, opts, kill_at_step)` distils once uninterrupted, then again from scratch
-    stopped at SGD step `kill_at_step` as a kill would (saving after every iteration) and once more, resuming; returns
-    (the uninterrupted set, the resumed set, iterations saved at the kill, SGD steps of the whole run and of the resumed
-    part, the plan's distillation task at the kill)."""
+    """`killed_and_resumed(method, card, train, opts, kill_at_step, optimizer=SGD)` distils once uninterrupted, then
+    again from scratch stopped at `optimizer` step `kill_at_step` as a kill would (saving after every iteration) and once
+    more, resuming; returns (the uninterrupted set, the resumed set, iterations saved at the kill, optimizer steps of the
+    whole run and of the resumed part, the plan's distillation task at the kill)."""
     from ddbench.engine import resume
     from ddbench.engine.resume import epochs_saved
     from ddbench.sweep.build import build_distill_sweep
     from ddbench.sweep.evaluate import distill_cached, set_cache_path
     from ddbench.sweep.options import resume_path
 
-    def run(method, card, train, opts, kill_at_step: int):
+    def run(method, card, train, opts, kill_at_step: int, optimizer: type = torch.optim.SGD):
         monkeypatch.setattr(resume, "RESUME_EVERY_S", 0.0)
         path = set_cache_path(method, card, train, 0, opts)
         path.unlink(missing_ok=True)
         resume_path(path).unlink(missing_ok=True)
-        reference, all_steps = killable(lambda: distill_cached(method, card, train, 0, opts))
+        reference, all_steps = killable(lambda: distill_cached(method, card, train, 0, opts), None, optimizer)
         path.unlink()
-        killed, _ = killable(lambda: distill_cached(method, card, train, 0, opts), kill_at_step)
+        killed, _ = killable(lambda: distill_cached(method, card, train, 0, opts), kill_at_step, optimizer)
         assert killed is None and not path.exists()
         saved = epochs_saved(resume_path(path))
         task = next(t for t in build_distill_sweep(method, card, 0, opts).graph.tasks.values() if t.stage == "distill")
-        resumed, rest = killable(lambda: distill_cached(method, card, train, 0, opts))
+        resumed, rest = killable(lambda: distill_cached(method, card, train, 0, opts), None, optimizer)
         assert not resume_path(path).exists()  # a finished distillation leaves no resume file
         return reference, resumed, saved, all_steps, rest, task
 

@@ -70,6 +70,17 @@ def test_dd_beats_its_noise_initialisation(native_results):
     assert learned > 75.0 and learned > start + 40.0, (learned, start)
 
 
+def test_a_killed_dd_distillation_resumes_from_its_saved_epoch_to_the_same_set(opts, killed_and_resumed):
+    card = load_protocol(str(CARDS / "digits-ipc1.toml"))  # random inits: a fresh network drawn every iteration
+    # five Adam steps per epoch (1,257 images, batches of 256): killed in the third epoch, two saved
+    reference, resumed, saved, all_steps, rest, task = killed_and_resumed(
+        create_method("dd", epochs=4), card, load_dataset("digits"), opts, kill_at_step=12, optimizer=torch.optim.Adam)
+    assert saved == 2 and all_steps == 20 and rest == 10 and "resumes after 2 epochs" in task.label
+    torch.testing.assert_close(resumed.images, reference.images, rtol=0, atol=0)
+    torch.testing.assert_close(resumed.aux["step_lrs"], reference.aux["step_lrs"], rtol=0, atol=0)
+    assert resumed.extra["final_loss"] == reference.extra["final_loss"] and resumed.extra["resumed_after"] == 2
+
+
 def test_fixed_init_sets_replay_their_own_initialisation(opts):
     card = load_protocol(str(CARDS / "digits-dd-native-fixed.toml"))
     dset = distill_cached(create_method("dd", epochs=3), card, load_dataset("digits"), 0, opts)

@@ -108,6 +108,7 @@ class Method:
     default_cfg: ClassVar[dict[str, Any]] = {}
     protocol_cfg: ClassVar[dict[str, dict[str, Any]]] = {}
     one_set_per_seed: ClassVar[bool] = False  # True: evaluation seed s gets its own set, distilled with seed s
+    loop_unit: ClassVar[str] = "iterations"  # what a resumable distillation saves after (`--plan`: "resumes after 3 ...")
     kinds: ClassVar[tuple[str, ...]] = ("supervised",)  # the families of sets it makes (a protocol kind's `sets`)
     quick_card: ClassVar[str] = "digits-quick"  # what `ddbench evaluate --method NAME` runs without --protocol
     paper: ClassVar[str] = ""  # the paper's address (the site links each method to its paper and code)

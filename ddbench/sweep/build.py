@@ -189,7 +189,7 @@ class _Builder:
                                         seconds=art.seconds, steps=art.steps, done=all(p.is_file() for p in art.files(opts.cache_dir))))
                 deps = tuple(a.key for a in arts)
             key = f"set:{rel}"
-            label = f"{method.name} {card.id} seed {seed}" + (f" (resumes after {saved} iterations)" if saved else "")
+            label = f"{method.name} {card.id} seed {seed}" + (f" (resumes after {saved} {method.loop_unit})" if saved else "")
             steps = 0.0 if done else method.distill_steps(train, ctx)
             seconds = statistics.mean(times) if times else None  # recorded whole runs
             whole = method.distill_steps(train, dataclasses.replace(ctx, resume=None)) if seconds and saved else 0.0
