@@ -81,6 +81,18 @@ def test_a_killed_dd_distillation_resumes_from_its_saved_epoch_to_the_same_set(o
     assert resumed.extra["final_loss"] == reference.extra["final_loss"] and resumed.extra["resumed_after"] == 2
 
 
+def test_a_snapshot_asked_for_before_the_saved_state_distils_afresh(opts, killable, monkeypatch):
+    from ddbench.engine import resume
+    from ddbench.sweep.evaluate import set_cache_path, snapshot_path
+
+    monkeypatch.setattr(resume, "RESUME_EVERY_S", 0.0)
+    card, train, method = load_protocol(str(CARDS / "digits-ipc1.toml")), load_dataset("digits"), create_method("dd", epochs=4)
+    killable(lambda: distill_cached(method, card, train, 0, opts), 12, torch.optim.Adam)  # two epochs saved
+    opts.snapshots = (1,)  # epoch 1's set was never written: the saved state cannot give it
+    _, steps = killable(lambda: distill_cached(method, card, train, 0, opts), None, torch.optim.Adam)
+    assert steps == 20 and snapshot_path(set_cache_path(method, card, train, 0, opts), 1).is_file()
+
+
 def test_fixed_init_sets_replay_their_own_initialisation(opts):
     card = load_protocol(str(CARDS / "digits-dd-native-fixed.toml"))
     dset = distill_cached(create_method("dd", epochs=3), card, load_dataset("digits"), 0, opts)

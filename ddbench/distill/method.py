@@ -41,7 +41,7 @@ class DistillContext:
     progress: bool = True
     snapshots: tuple[int, ...] = ()  # outer steps (iterations; DD: epochs) after which to save the set so far
     snapshot_path: Callable[[int], Path] | None = None
-    resume: ResumeFile | None = None  # where a method that resumes (MTT, MKDT) saves its loop state
+    resume: ResumeFile | None = None  # where a method that resumes (MTT, MKDT, DD) saves its loop state
 
     def iterations_left(self, iterations: int) -> int:
         """Of a run's `iterations`, those still to do: all of them, or those after an interrupted run's saved state."""

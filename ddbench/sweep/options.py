@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +23,12 @@ from ddbench.data import ImageDataset
 from ddbench.data.space import ImageSpace
 from ddbench.distill.method import DistillContext, Method
 from ddbench.engine.precision import precision_scope
-from ddbench.engine.resume import ResumeFile
+from ddbench.engine.resume import ResumeFile, epochs_saved
 from ddbench.kinds import get_kind
 from ddbench.store.distilled import DistilledSet
 from ddbench.store.results import ResultStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -82,6 +85,10 @@ def distill_cached(method: Method, card: ProtocolCard, train: ImageDataset, seed
             return DistilledSet.load(path)
         except DDBenchError:
             path.unlink(missing_ok=True)
+    saved = epochs_saved(resume_path(path))
+    if any(0 < step <= saved and not snapshot_path(path, step).is_file() for step in opts.snapshots):
+        log.info(f"{path.name}: a snapshot asked for lies before the interrupted run's saved state; distilling afresh")
+        resume_path(path).unlink(missing_ok=True)
     ctx = DistillContext(card=card, device=opts.device, seed=seed, config=config, space=space,
                          method_name=method.name, cache_dir=opts.cache_dir, progress=opts.progress,
                          snapshots=tuple(opts.snapshots), snapshot_path=lambda step: snapshot_path(path, step),
