@@ -117,3 +117,46 @@ def test_the_site_keeps_its_promises_without_the_sets_and_draws_every_ipc(tmp_pa
     ax = fig.axes[0]
     assert list(ax.get_xticks()) == [1, 10, 50] and [t.get_text() for t in ax.get_xticklabels()] == ["1", "10", "50"]
     assert "random (published)" in [t.get_text() for t in ax.get_legend().get_texts()] and "published" in alt
+
+
+def test_a_rebuild_without_the_sets_keeps_the_published_grids_and_removes_unranked_ones(tmp_path, caplog):
+    """The committed site must survive a rebuild on a fresh clone: a grid drawn where the set's file was found is
+    kept (same bytes, same link) where it is not; a grid no row ranks any more is removed; a hostile set id in a
+    row names no file."""
+    import logging
+
+    import torch
+
+    from ddbench.data import load_dataset
+    from ddbench.distill.registry import create_method
+    from ddbench.publish import site
+    from ddbench.sweep.evaluate import EvalOptions, distill_cached
+
+    caplog.set_level(logging.INFO, logger="ddbench")
+    opts = EvalOptions(device=torch.device("cpu"), store=ResultStore(tmp_path / "scratch"), progress=False,
+                       cache_dir=tmp_path / "sets")
+    dset = distill_cached(create_method("random"), load_protocol("digits-quick"), load_dataset("digits"), 0, opts)
+    store = ResultStore(tmp_path / "lb")
+    store.append([_row("random", s, 90.0 + s, set_id=dset.set_id) for s in range(5)])
+    store.append([_row("herding", s, 80.0 + s, set_id="../../escape") for s in range(5)])
+    html_dir, grid = tmp_path / "html", tmp_path / "html" / "grids" / f"{dset.set_id}.png"
+    (tmp_path / "escape.png").write_bytes(b"\x89PNG")  # what "grids/../../escape" would name
+    site.build_site(store, html_dir, [tmp_path / "sets"])
+    drawn = grid.read_bytes()
+    assert drawn[:8] == b"\x89PNG\r\n\x1a\n" and f'src="grids/{dset.set_id}.png"' in (html_dir / "mnist.html").read_text()
+    assert "1 drawn from set files, 0 kept" in caplog.text
+    caplog.clear()
+    site.build_site(store, html_dir, [tmp_path / "no-sets-here"])  # a fresh clone: the sets are not on this machine
+    assert grid.read_bytes() == drawn and f'src="grids/{dset.set_id}.png"' in (html_dir / "mnist.html").read_text()
+    assert "0 drawn from set files, 1 kept from the published site" in caplog.text
+    assert "no image grid for 1 ranked set(s) (e.g. herding on mnist-ipc10)" in caplog.text  # only the one never drawn
+    assert "escape.png" not in (html_dir / "mnist.html").read_text()
+    earlier = ResultStore(tmp_path / "earlier")  # seed 0's grid was published; only seed 1's file is here
+    earlier.append([_row("random", s, 90.0 + s, set_id="0a0a" if s == 0 else dset.set_id) for s in range(5)])
+    (html_dir / "grids" / "0a0a.png").write_bytes(drawn)
+    site.build_site(earlier, html_dir, [tmp_path / "sets"])
+    assert 'src="grids/0a0a.png"' in (html_dir / "mnist.html").read_text()  # the lowest seed's: the page stays put
+    other = ResultStore(tmp_path / "other")
+    other.append([_row("random", s, 90.0 + s, set_id="f00d") for s in range(5)])
+    site.build_site(other, html_dir, [tmp_path / "sets"])  # the set's rows are gone: its grid goes too
+    assert not grid.exists() and list((html_dir / "grids").iterdir()) == []

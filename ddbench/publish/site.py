@@ -2,8 +2,9 @@
 
 Each page holds the dataset's cards as sortable tables (the same rows and ranking as LEADERBOARD.md,
 plus cost columns), an accuracy-against-IPC plot, a method × arch heat-map for cross-architecture
-cards and an image grid of each ranked set that can be found on disk (pixel space, ZCA undone).
-Plots are drawn with matplotlib and embedded as PNG data URIs, so a page is one file. Every text
+cards and an image grid of each ranked set (pixel space, ZCA undone; `grids.py`: drawn from the set's file
+where found, else kept from the published site). Plots are drawn with matplotlib and embedded as PNG data
+URIs; the grids are PNG files under `grids/`, one per set, so a rebuild without the sets keeps them. Every text
 cell is HTML-escaped (pandas' `to_html(escape=True)`, `html.escape` elsewhere).
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ddbench.distill.registry import METHODS
 from ddbench.kinds import load_protocol
 from ddbench.publish import stats
 from ddbench.publish.costs import pareto_front, set_costs, storage_cell
+from ddbench.publish.grids import SiteGrids
 from ddbench.publish.leaderboard import (
     Citations,
     arch_matrix,
@@ -42,12 +44,10 @@ from ddbench.publish.leaderboard import (
     summarize,
 )
 from ddbench.publish.tracks import SUMMARY_HEADERS, track_rows, track_summary
-from ddbench.store.distilled import DistilledSet
 from ddbench.store.results import ResultStore
 
 log = logging.getLogger("ddbench")
 
-MAX_GRID_IMAGES = 100  # per set: up to 10 classes × 10 images
 _SORT_SCRIPT = """
 document.querySelectorAll('table.sortable').forEach(table => table.querySelectorAll('thead th').forEach((th, col) =>
   th.addEventListener('click', () => {
@@ -154,43 +154,6 @@ def heatmap(card: ProtocolCard, part: pd.DataFrame, order: list[str]) -> str:
     ax.set_title(f"{card.id}: method × arch (rows in rank order)")
     fig.tight_layout()
     return _png(fig, f"{card.id}: heat-map of mean accuracy per method (rows, in rank order) and architecture (columns)")
-
-
-def image_grid(dset: DistilledSet) -> str:
-    """Up to 10 images of up to 10 classes, in pixel space (ZCA undone), titled with the set id."""
-    plt = _pyplot()
-    from torchvision.utils import make_grid
-
-    labels = dset.labels if dset.labels.ndim == 1 else dset.labels.argmax(1) if dset.labels.numel() else None
-    if labels is None:
-        picked = list(range(min(MAX_GRID_IMAGES, len(dset.images))))
-    else:
-        picked = [i for c in range(min(10, dset.num_classes)) for i in (labels == c).nonzero().flatten().tolist()[:10]]
-    pixels = dset.space.to_pixels(dset.images[picked].float())
-    rows = min(10, dset.ipc) if dset.ipc else 10
-    grid = make_grid(pixels, nrow=max(1, rows), padding=1, pad_value=1.0).permute(1, 2, 0).numpy()
-    fig, ax = plt.subplots(figsize=(4, 4))
-    ax.imshow(grid.squeeze() if grid.shape[2] == 1 else grid, cmap="gray" if grid.shape[2] == 1 else None)
-    ax.axis("off")
-    ax.set_title(f"set {dset.set_id}", fontsize=9)
-    return _png(fig, f"{len(picked)} images of {dset.method}'s set {dset.set_id} ({dset.dataset}, IPC {dset.ipc}), "
-                     "one row per class, in pixel space")
-
-
-def find_sets(dirs: Iterable[Path], wanted: set[str]) -> dict[str, Path]:
-    """set id -> file, for the wanted ids among the .safetensors files under `dirs` (unreadable files skipped)."""
-    found: dict[str, Path] = {}
-    for root in dirs:
-        for path in sorted(Path(root).rglob("*.safetensors")) if Path(root).is_dir() else []:
-            if len(found) == len(wanted):
-                return found
-            try:
-                set_id = DistilledSet.load(path).set_id
-            except DDBenchError:
-                continue
-            if set_id in wanted:
-                found.setdefault(set_id, path)
-    return found
 
 
 def _table_html(headers: list[str], rows: list[list[Any]]) -> str:
@@ -349,7 +312,7 @@ def build_site(store: ResultStore, out: str | Path, set_dirs: Iterable[str | Pat
     seeds, same = per_seed(rows), card_recipes()
     costs = set_costs(rows)
     set_ids = {r["set_id"] for r in rows if r.get("set_id")}
-    sets = find_sets([Path(d) for d in set_dirs], set_ids) if set_ids else {}
+    grids = SiteGrids(out, [Path(d) for d in set_dirs], set_ids)
     by_row: dict[tuple, list[str]] = {}  # (card, method, run) -> its set ids, lowest seed first
     for r in sorted(rows, key=lambda r: r.get("seed", 0)):
         by_row.setdefault((r["protocol"], r["method"], r["run_id"]), []).append(r.get("set_id") or "")
@@ -376,14 +339,12 @@ def build_site(store: ResultStore, out: str | Path, set_dirs: Iterable[str | Pat
                      _table_html(headers, table)]
             order = [row[1] for row in table if not str(row[1]).endswith("(published)")]
             plots.append(heatmap(card, part, order) if matrix else cost_plots(card, part, costs))
-            grids = []
             for method, run_id in part[["method", "run_id"]].drop_duplicates().itertuples(index=False):
-                path = next((sets[i] for i in by_row.get((protocol, method, run_id), []) if i in sets), None)
-                if path is not None:
-                    grids.append(f"<figure>{image_grid(DistilledSet.load(path))}<figcaption>{html.escape(method)}</figcaption></figure>")
+                figure = grids.figure(by_row.get((protocol, method, run_id), []), method, dataset, card.ipc)
+                if figure is not None:
+                    plots.append(figure)
                 elif not method.endswith(" (external)"):
                     missing.add((protocol, method))
-            plots += grids
         tracks = {k: v for k, v in track_summary(stored, shown_method).items() if k[0] == dataset}
         for (_, ipc), table in sorted(tracks.items()):
             body += [_heading(f"{dataset}-ipc{ipc}-tracks", f"Beyond accuracy at IPC {ipc}"),
@@ -412,6 +373,7 @@ def build_site(store: ResultStore, out: str | Path, set_dirs: Iterable[str | Pat
                   "ranked by.</p>"
                   f"<ul>{links}</ul>{overview}{note if dropped else ''}{methods_section(rows)}")
     _write(out / "index.html", index)
+    grids.finish()
     return [out / "index.html", *written]
 
 
