@@ -138,7 +138,7 @@ class MTT(Method):
         opt_lr = torch.optim.SGD([syn_lr], lr=cfg["lr_lr"], momentum=0.5)
         labels = torch.arange(train.num_classes).repeat_interleave(ipc).to(device)
         return Matching(LoopState({"images": images, "syn_lr": syn_lr}, [opt_img, opt_lr], [gen_cpu, gen_dev, pick]),
-                        images, syn_lr, labels, init, FlatNetwork(arch, train.num_classes, train.channels, train.image_size),
+                        labels, init, FlatNetwork(arch, train.num_classes, train.channels, train.image_size),
                         DSA(recipe.dsa_strategy) if cfg["dsa"] else None, cfg["batch_syn"] or len(labels))
 
     def draw(self, run: Matching, bank: ExpertBank, ctx: DistillContext) -> tuple[int, int, torch.Tensor, torch.Tensor]:
@@ -182,14 +182,20 @@ class MTT(Method):
 class Matching:
     """One MTT distillation under way: its resumable state and what each iteration uses."""
 
-    state: LoopState
-    images: torch.Tensor
-    syn_lr: torch.Tensor
+    state: LoopState  # holds the learned pixels and step size: `images` and `syn_lr` read them from there
     labels: torch.Tensor
     init: torch.Tensor  # the training images the pixels started from
     student: FlatNetwork
     augment: DSA | None
     batch_syn: int
+
+    @property
+    def images(self) -> torch.Tensor:
+        return self.state.learned["images"]
+
+    @property
+    def syn_lr(self) -> torch.Tensor:
+        return self.state.learned["syn_lr"]
 
 
 def _space(train: ImageDataset, ctx: DistillContext) -> ImageSpace:

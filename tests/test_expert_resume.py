@@ -58,3 +58,20 @@ def test_a_resume_file_that_fails_half_way_restores_nothing(tmp_path):
     assert ResumeFile(tmp_path / "r.pt").restore_parts({"pixels": TensorState(fresh)}, gens, torch.device("cpu")) == (0, {})
     assert torch.equal(fresh, torch.zeros(3)) and all(torch.equal(g.get_state(), b) for g, b in zip(gens, before))
     assert not (tmp_path / "r.pt").exists()
+
+
+def test_a_resume_files_saved_epochs_are_read_once_per_version_of_the_file(tmp_path, monkeypatch):
+    """A plan asks a distillation's resume file for its saved iterations several times: one read per version, and a
+    newer save (or the file's removal) is seen at once."""
+    from ddbench.engine.resume import ResumeFile, TensorState
+
+    reads = []
+    monkeypatch.setattr(resume, "epochs_saved", lambda path: reads.append(path) or epochs_saved(path))
+    file, pixels, gen = ResumeFile(tmp_path / "r.pt", every_s=0), torch.ones(3), torch.Generator().manual_seed(0)
+    assert file.epochs_saved() == 0 and reads == []  # no file: nothing to read
+    file.save_parts_if_due(2, {"pixels": TensorState(pixels)}, [gen])
+    assert [file.epochs_saved() for _ in range(4)] == [2] * 4 and len(reads) == 1
+    file.save_parts_if_due(5, {"pixels": TensorState(torch.ones(300))}, [gen])  # another size: new even within a tick
+    assert file.epochs_saved() == 5 and len(reads) == 2
+    file.path.unlink()
+    assert file.epochs_saved() == 0

@@ -21,7 +21,7 @@ from ddbench.cards.card import ProtocolCard
 from ddbench.core.errors import DDBenchError
 from ddbench.data import ImageDataset
 from ddbench.data.space import ImageSpace
-from ddbench.engine.resume import ResumeFile, epochs_saved
+from ddbench.engine.resume import ResumeFile
 from ddbench.store.distilled import DistilledSet
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class DistillContext:
 
     def iterations_left(self, iterations: int) -> int:
         """Of a run's `iterations`, those still to do: all of them, or those after an interrupted run's saved state."""
-        return iterations - min(epochs_saved(self.resume.path), iterations) if self.resume is not None else iterations
+        return iterations - min(self.resume.epochs_saved(), iterations) if self.resume is not None else iterations
 
     def snapshot(self, step: int, build: Callable[[], DistilledSet]) -> None:
         """Save the set as it stands after `step` outer steps, if that step was asked for.

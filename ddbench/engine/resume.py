@@ -60,6 +60,18 @@ class ResumeFile:
         self.seconds_before = 0.0  # the training time the interrupted runs spent, restored from the file
         self.restored = 0  # the epochs (iterations) restored from the file
         self._started = self._saved_at = time.monotonic()
+        self._saved_seen: tuple[tuple[int, ...], int] | None = None  # ((inode, mtime, size), epochs) of the last read
+
+    def epochs_saved(self) -> int:
+        """Epochs (iterations) the file holds now; read once per version of the file (plans ask several times)."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return 0
+        version = (stat.st_ino, stat.st_mtime_ns, stat.st_size)  # a save replaces the file (atomic rename)
+        if self._saved_seen is None or self._saved_seen[0] != version:
+            self._saved_seen = (version, epochs_saved(self.path))
+        return self._saved_seen[1]
 
     def restore(self, model: nn.Module, opt: torch.optim.Optimizer, generators: Sequence[torch.Generator],
                 device: torch.device) -> tuple[int, dict[str, Any]]:

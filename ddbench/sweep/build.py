@@ -27,7 +27,7 @@ from ddbench.engine.cost import (
     hours,
     training_rate_factor,
 )
-from ddbench.engine.resume import ResumeFile, epochs_saved
+from ddbench.engine.resume import ResumeFile
 from ddbench.kinds import check_fits, get_kind
 from ddbench.store.distilled import DistilledSet
 from ddbench.store.results import row_key
@@ -180,7 +180,7 @@ class _Builder:
             ctx = DistillContext(card=card, device=opts.device, seed=seed, config=method.config_for(card),
                                  space=card_space(card, train), method_name=method.name, cache_dir=opts.cache_dir,
                                  progress=opts.progress, resume=ResumeFile(resume_path(path)))
-            saved = 0 if done else epochs_saved(ctx.resume.path)  # an interrupted run: the method prices what is left
+            saved = 0 if done else ctx.resume.epochs_saved()  # an interrupted run: the method prices what is left
             if not done:
                 arts = method.artefacts(train, ctx)
                 for art in arts:

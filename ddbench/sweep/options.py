@@ -23,7 +23,7 @@ from ddbench.data import ImageDataset
 from ddbench.data.space import ImageSpace
 from ddbench.distill.method import DistillContext, Method
 from ddbench.engine.precision import precision_scope
-from ddbench.engine.resume import ResumeFile, epochs_saved
+from ddbench.engine.resume import ResumeFile
 from ddbench.kinds import get_kind
 from ddbench.store.distilled import DistilledSet
 from ddbench.store.results import ResultStore
@@ -85,14 +85,15 @@ def distill_cached(method: Method, card: ProtocolCard, train: ImageDataset, seed
             return DistilledSet.load(path)
         except DDBenchError:
             path.unlink(missing_ok=True)
-    saved = epochs_saved(resume_path(path))
+    resume = ResumeFile(resume_path(path))
+    saved = resume.epochs_saved()
     if any(0 < step <= saved and not snapshot_path(path, step).is_file() for step in opts.snapshots):
         log.info(f"{path.name}: a snapshot asked for lies before the interrupted run's saved state; distilling afresh")
-        resume_path(path).unlink(missing_ok=True)
+        resume.path.unlink(missing_ok=True)
     ctx = DistillContext(card=card, device=opts.device, seed=seed, config=config, space=space,
                          method_name=method.name, cache_dir=opts.cache_dir, progress=opts.progress,
                          snapshots=tuple(opts.snapshots), snapshot_path=lambda step: snapshot_path(path, step),
-                         resume=ResumeFile(resume_path(path)))
+                         resume=resume)
     reset_peak_memory(opts.device)
     start = time.perf_counter()
     with precision_scope(card.precision, opts.device):
