@@ -1,10 +1,12 @@
 """Write the golden rows tests/test_golden.py compares against (run once, on the code the rows must match).
 
-    python tests/golden/make_golden_rows.py tests/golden/rows.json
+    python tests/golden/make_golden_rows.py tests/golden/rows.json [tests/golden/mtt_pixels.safetensors]
 
 The runs: digits-quick, 20 epochs, seeds 0-1, looped training, 1 thread, for random, herding (2-epoch
 selection network) and MTT (2 experts x 2 epochs, 5 iterations); and every built-in card's hash. Only the
-fields that the code decides are kept (not times, hosts, versions or memory).
+fields that the code decides are kept (not times, hosts, versions or memory). The optional second file holds
+MTT's learned pixels (`golden_pixels`), which tests/test_golden.py compares within float noise (MTT's set id
+follows the CPU's kernels; mtt_pixels.safetensors was written on an AVX-512 AMD EPYC at commit 2bb5c17).
 """
 from __future__ import annotations
 
@@ -53,8 +55,20 @@ def golden_rows(cache: Path) -> dict:
     return {"rows": sorted(rows, key=lambda r: (r["method"], r["seed"])), "card_hashes": hashes}
 
 
+def golden_pixels(cache: Path) -> torch.Tensor:
+    """MTT's learned pixels from the run `golden_rows(cache)` made (one set: both seeds evaluate distil seed 0's)."""
+    from ddbench.store.distilled import DistilledSet
+
+    (path,) = sorted((cache / "sets").glob("mtt-digits-*.safetensors"))
+    return DistilledSet.load(path).images
+
+
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
         out = golden_rows(Path(tmp))
+        if len(sys.argv) > 2:
+            from safetensors.torch import save_file
+
+            save_file({"images": golden_pixels(Path(tmp)).contiguous()}, sys.argv[2])
     Path(sys.argv[1]).write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
     print(f"{len(out['rows'])} rows, {len(out['card_hashes'])} card hashes -> {sys.argv[1]}")
