@@ -141,3 +141,17 @@ def test_the_cpu_plan_prices_a_selection_network_as_this_cpu_trains_it(tmp_path,
     hours = {line.split("|")[1].strip(): float(line.split("|")[5]) for line in out.splitlines()
              if line.startswith("| ") and not line.startswith("| stage")}
     assert code == 0 and hours["selection"] == pytest.approx(40 * 235 * 0.459 / 3600, rel=0.15), out
+
+
+def test_the_plans_history_is_the_median_so_one_slow_row_does_not_set_the_price(tmp_path):
+    """A row made on a loaded host (the leaderboard's mnist-ipc10-privacy seed 1 took 1036 s beside 183–217 s) must not
+    make every later plan of the card pessimistic: the recorded time per network is the median, not the mean."""
+    from test_leaderboard import _row
+
+    card, opts = load_protocol("digits-quick"), _opts(tmp_path, seeds=6)
+    request = Request(card, method=create_method("random"))
+    opts.store.append([_row("random", s, 90.0, protocol=card.id, arch=card.archs[0], wall_time_s=t, run_id=request.run_id,
+                            data_fingerprint=None) for s, t in enumerate([200.0, 210.0, 1000.0, 190.0])])
+    sweep = build_sweep([request], opts)
+    (todo,) = [t for t in sweep.graph.order() if t.stage == "evaluate" and not t.done]
+    assert todo.action.seeds == [4, 5] and todo.seconds == pytest.approx(2 * 205.0)  # the mean would say 2 × 400

@@ -191,7 +191,7 @@ class _Builder:
             key = f"set:{rel}"
             label = f"{method.name} {card.id} seed {seed}" + (f" (resumes after {saved} {method.loop_unit})" if saved else "")
             steps = 0.0 if done else method.distill_steps(train, ctx)
-            seconds = statistics.mean(times) if times else None  # recorded whole runs
+            seconds = statistics.median(times) if times else None  # recorded whole runs (a loaded host's outlier aside)
             whole = method.distill_steps(train, dataclasses.replace(ctx, resume=None)) if seconds and saved else 0.0
             self.graph.add(Task(key, "distill", label, action, deps=deps,
                                 flops=None if done else method.distill_flops(train, ctx), steps=steps,
@@ -208,9 +208,10 @@ class _Builder:
             return None
 
     def _history(self, req: Request, card: ProtocolCard) -> dict[str, float]:
-        """Mean recorded wall time per (arch) seed of earlier rows of this card and method; where the method has none,
+        """Median recorded wall time per (arch) seed of earlier rows of this card and method; where the method has none,
         of any method on this card (a supervised evaluation costs the same whatever made the set, at equal IPC). A row's
-        time is its training's plus what its kind measured after it (an adversarial row's attacks)."""
+        time is its training's plus what its kind measured after it (an adversarial row's attacks). The median, not the
+        mean: one row made on a loaded host would otherwise price every later plan of the card."""
         name = req.method.name if req.method else (req.dset.method if req.dset else "")
         kind = get_kind(card.kind)
         same: dict[str, list[float]] = {}
@@ -221,7 +222,7 @@ class _Builder:
                 (same if r.get("method") == name else other).setdefault(r["arch"], []).append(seconds)
         if not kind.per_class_ipc:
             other = {}
-        return {arch: statistics.mean(same.get(arch) or other[arch]) for arch in {*same, *other}}
+        return {arch: statistics.median(same.get(arch) or other[arch]) for arch in {*same, *other}}
 
     def _check_same_data(self, card: ProtocolCard, run_id: str, train: ImageDataset) -> None:
         """Rows of this run stored earlier must come from the very same data; resuming on other data would mix."""
