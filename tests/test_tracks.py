@@ -253,19 +253,26 @@ def test_shadow_networks_are_trained_once_then_read_from_the_cache(opts, tmp_pat
     from ddbench.store.results import ResultStore
 
     card = load_protocol(str(CARDS / "digits-ipc1-privacy.toml")).with_overrides(epochs=40)
-    def run(name: str) -> dict:
+    def run(name: str, seeds: int = 1) -> list[dict]:
         privacy._SHADOWS.clear()  # as in a fresh process
-        return evaluate_method(create_method("random"), card, dataclasses.replace(opts, seeds=1, store=ResultStore(tmp_path / name)))[0]
+        return evaluate_method(create_method("random"), card, dataclasses.replace(opts, seeds=seeds, store=ResultStore(tmp_path / name)))
+
+    def scores(row: dict) -> dict:  # the privacy results without their recorded seconds
+        return {k: v for k, v in row["privacy"].items() if k != "seconds"}
 
     before = set((private_cache / "shadows").glob("*"))
-    first = run("first")
+    first, later = run("first", seeds=2)  # the process's second network finds them in memory
     files = sorted(set((private_cache / "shadows").glob(f"{card.id}-convnetd1-*.safetensors")) - before)
     assert len(files) == 1 and first["privacy"]["shadows"] == 2
+    assert first["privacy"]["seconds"]["shadows"] > 0 and first["privacy"]["seconds"]["attacks"] > 0
+    assert later["privacy"]["seconds"]["shadows"] == 0 and later["privacy"]["shadows"] == 2
     with monkeypatch.context() as patch:
         patch.setattr(privacy.Privacy, "_train_shadows", lambda *a, **k: pytest.fail("the shadows were trained again"))
-        assert run("second")["privacy"] == first["privacy"]
+        (second,) = run("second")
+        assert scores(second) == scores(first) and second["privacy"]["seconds"]["shadows"] == 0  # the row says so
     files[0].write_bytes(b"not a safetensors file")
-    assert run("third")["privacy"] == first["privacy"]  # trained again, to the same networks
+    (third,) = run("third")
+    assert scores(third) == scores(first) and third["privacy"]["seconds"]["shadows"] > 0  # trained again, to the same networks
     assert files[0].stat().st_size > 1000
 
 
@@ -283,3 +290,13 @@ def test_the_summary_shows_each_networks_stronger_membership_attack():
     table = track_summary(rows, lambda row: row["method"])[("mnist", 1)]
     cells = dict(zip(SUMMARY_HEADERS, table[0]))
     assert cells["MIA AUC (population)"] == "0.530" and cells["MIA AUC (source)"] == "0.985", cells
+
+
+def test_the_plan_counts_a_privacy_rows_attacks_but_not_its_shadows():
+    """The shadows are trained once per card, arch and set size and shared (then read from the cache): the row that
+    trained them must not make every later network of the card look as slow."""
+    from ddbench.kinds import get_kind
+
+    privacy = get_kind("privacy")
+    assert privacy.measure_seconds({"privacy": {"seconds": {"shadows": 800.0, "attacks": 2.5}}}) == 2.5
+    assert privacy.measure_seconds({"privacy": {"shadows": 4}}) == 0.0  # rows from before the seconds were recorded

@@ -34,6 +34,7 @@ from ddbench.engine.membership import MembershipRecipe, calibrated_attack, examp
 from ddbench.engine.train import init_network, train_networks
 from ddbench.kinds.base import Need, Runtime, register_kind
 from ddbench.kinds.supervised import Supervised, Trained
+from ddbench.store.rows import Row
 
 PRIVACY_VERSION = 1
 SHADOW_SEED = 1_000_000  # shadow networks and their subsets draw from seeds no evaluation uses
@@ -84,30 +85,40 @@ class Privacy(Supervised):
         m = card.params.membership
         return trained * (1 + m.shadows / card.seeds), tested + 4 * m.n_population + 2 * m.n_source_nonmembers
 
+    def measure_seconds(self, row: Row) -> float:
+        """The attacks' recorded seconds; the shadows' (a one-off per card, arch and set size, shared) are not a
+        network's."""
+        seconds = (row.get("privacy") or {}).get("seconds") or {}
+        return float(seconds.get("attacks") or 0.0)
+
     def _pool(self, train: ImageDataset, space: ImageSpace, indices: torch.Tensor, test: bool, device) -> tuple:
         x = (train.x_test if test else train.x_train)[indices]
         y = (train.y_test if test else train.y_train)[indices]
         return space.from_uint8(x, device), y.to(device)
 
-    def _shadows(self, net: Trained, card: ProtocolCard, train: ImageDataset, rt: Runtime) -> list[torch.nn.Module]:
+    def _shadows(self, net: Trained, card: ProtocolCard, train: ImageDataset, rt: Runtime) -> tuple[list[torch.nn.Module], float]:
         """The card's shadow networks for this arch and set size: from this process's memory, else from the cache
-        directory (trained once for every seed, method and process), else trained and kept in both."""
+        directory (trained once for every seed, method and process), else trained and kept in both; and the seconds
+        spent training them now (0 where they were found)."""
         m = card.params.membership
         size = len(net.dset.images)
         key = (card.hash, net.arch, size, net.space.mean, net.space.std, id(net.space.zca), m.shadows)
-        if key not in _SHADOWS:
-            seeds = [SHADOW_SEED + i for i in range(m.shadows)]
-            path = _shadow_path(card, net, train, size, rt.cache_dir)
-            models = _load_shadows(path, net.arch, seeds, train, rt.device) if path is not None else None
-            if models is None:
-                start = time.perf_counter()
-                models = self._train_shadows(net, card, train, rt, seeds, size)
-                log.info(f"privacy: trained {len(models)} shadow networks of {size} real images for {card.id} {net.arch} "
-                         f"in {time.perf_counter() - start:.0f} s")
-                if path is not None and models:
-                    _save_shadows(path, models)
-            _SHADOWS[key] = models
-        return _SHADOWS[key]
+        if key in _SHADOWS:
+            return _SHADOWS[key], 0.0
+        seeds = [SHADOW_SEED + i for i in range(m.shadows)]
+        path = _shadow_path(card, net, train, size, rt.cache_dir)
+        models = _load_shadows(path, net.arch, seeds, train, rt.device) if path is not None else None
+        seconds = 0.0
+        if models is None:
+            start = time.perf_counter()
+            models = self._train_shadows(net, card, train, rt, seeds, size)
+            seconds = time.perf_counter() - start
+            log.info(f"privacy: trained {len(models)} shadow networks of {size} real images for {card.id} {net.arch} "
+                     f"in {seconds:.0f} s")
+            if path is not None and models:
+                _save_shadows(path, models)
+        _SHADOWS[key] = models
+        return models, seconds
 
     def _train_shadows(self, net: Trained, card: ProtocolCard, train: ImageDataset, rt: Runtime, seeds: list[int],
                        size: int) -> list[torch.nn.Module]:
@@ -138,7 +149,8 @@ class Privacy(Supervised):
                 rt: Runtime) -> dict[str, Any]:
         row = super().measure(model, net, card, train, rt)
         m = card.params.membership
-        shadows = self._shadows(net, card, train, rt)
+        shadows, shadow_seconds = self._shadows(net, card, train, rt)
+        start = time.perf_counter()
         population = _Pools(self._pool(train, net.space, fixed_sample(torch.arange(len(train.x_train)), m.n_population, 1), False,
                                        rt.device),
                             self._pool(train, net.space, fixed_sample(torch.arange(len(train.x_test)), m.n_population, 2), True,
@@ -156,7 +168,9 @@ class Privacy(Supervised):
             pools = _Pools(self._pool(train, net.space, members, False, rt.device),
                            self._pool(train, net.space, fixed_sample(others, m.n_source_nonmembers, 3), False, rt.device))
             result["source"] = self._level(model, shadows, pools, m.batch_size)
-        return {**row, "privacy": {**result, "shadows": len(shadows), "recipe": asdict(m), "kind_version": PRIVACY_VERSION,
+        seconds = {"shadows": round(shadow_seconds, 3), "attacks": round(time.perf_counter() - start, 3)}
+        return {**row, "privacy": {**result, "shadows": len(shadows), "seconds": seconds, "recipe": asdict(m),
+                                   "kind_version": PRIVACY_VERSION,
                                    "attacks": "loss threshold (Yeom et al. 2018); calibrated by shadow networks "
                                               "(Watson et al. 2022)"}}
 
