@@ -16,7 +16,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from ddbench.core import clock
 from ddbench.core.paths import atomic_path
 from ddbench.data import ImageDataset
 from ddbench.data.space import ImageSpace
@@ -141,12 +141,12 @@ def train_experts(bank: ExpertBank, seeds: list[int], count: int, arch: str, tra
     if len(seeds) == 1 or device.type == "cpu":
         resume = {seed: ResumeFile(bank.resume_path(seed)) for seed in seeds}
         bank.directory.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
+    start = clock.now()
     trajectories = train_trajectories(arch, seeds, x, y, recipe.train_recipe(), recipe.epochs, outputs, augment,
                                       progress=progress, desc=f"experts {seeds[0]}-{seeds[-1]} of {count}",
                                       label_mode="regression" if recipe.loss == "mse" else "hard", resume=resume)
     before = sum(f.seconds_before for f in resume.values()) if resume else 0.0  # time the interrupted runs spent
-    seconds = (time.perf_counter() - start + before) / len(seeds)
+    seconds = (clock.now() - start + before) / len(seeds)
     for seed, trajectory in zip(seeds, trajectories):
         bank.save(seed, trajectory, {**meta, "seed": seed, "seconds": round(seconds, 3), "device": str(device)})
 

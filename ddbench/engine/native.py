@@ -8,7 +8,6 @@ carry (aux `init_params`). All networks of one evaluation train at once under to
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +15,7 @@ import torch.nn.functional as F
 from torch.func import grad, vmap
 from tqdm.auto import tqdm
 
+from ddbench.core import clock
 from ddbench.core.errors import DDBenchError
 from ddbench.engine.train import flat_parameters
 from ddbench.engine.unroll import FlatNetwork
@@ -114,7 +114,7 @@ class NativeResult:
 def evaluate_native(dset: DistilledSet, arch: str, seeds: list[int], x_test: torch.Tensor, y_test: torch.Tensor,
                     device: torch.device, progress: bool = False) -> NativeResult:
     """Accuracies of fresh (or the set's fixed) `arch` networks trained natively, before and after; wall time."""
-    start = time.perf_counter()
+    start = clock.now()
     shape = dset.image_shape
     student = FlatNetwork(arch, dset.num_classes, shape[0], shape[1:])
     if dset.extra["dd"].get("init") == "fixed":
@@ -128,4 +128,4 @@ def evaluate_native(dset: DistilledSet, arch: str, seeds: list[int], x_test: tor
     before = accuracies(student, weights, x_test, y_test)
     weights = apply_schedule(student, weights, schedule_of(dset, device))
     after = accuracies(student, weights, x_test, y_test, progress=progress)
-    return NativeResult([float(a) for a in after.cpu()], [float(a) for a in before.cpu()], time.perf_counter() - start)
+    return NativeResult([float(a) for a in after.cpu()], [float(a) for a in before.cpu()], clock.now() - start)

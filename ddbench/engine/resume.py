@@ -19,6 +19,7 @@ from typing import Any, Mapping, Protocol, Sequence
 import torch
 from torch import nn
 
+from ddbench.core import clock
 from ddbench.core.paths import atomic_path
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class ResumeFile:
         self.every_s = RESUME_EVERY_S if every_s is None else every_s
         self.seconds_before = 0.0  # the training time the interrupted runs spent, restored from the file
         self.restored = 0  # the epochs (iterations) restored from the file
-        self._started = self._saved_at = time.monotonic()
+        self._started, self._saved_at = clock.now(), time.monotonic()
         self._saved_seen: tuple[tuple[int, ...], int] | None = None  # ((inode, mtime, size), epochs) of the last read
 
     def epochs_saved(self) -> int:
@@ -82,7 +83,7 @@ class ResumeFile:
     def restore_parts(self, parts: Mapping[str, Stateful], generators: Sequence[torch.Generator],
                       device: torch.device) -> tuple[int, dict[str, Any]]:
         """`restore` for any named parts (each saved by `save_parts_if_due` under the same name)."""
-        self._started = self._saved_at = time.monotonic()
+        self._started, self._saved_at = clock.now(), time.monotonic()
         if not self.path.is_file():
             return 0, {}
         before = _current(parts, generators)
@@ -125,7 +126,7 @@ class ResumeFile:
 
     def seconds(self) -> float:
         """Training time so far, the interrupted runs' included."""
-        return self.seconds_before + time.monotonic() - self._started
+        return self.seconds_before + clock.now() - self._started
 
     def finish(self) -> None:
         """The training ended: its resume file has no further use."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import time
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
@@ -25,6 +24,7 @@ from torch.func import functional_call, stack_module_state
 from torch.profiler import record_function
 from tqdm.auto import tqdm
 
+from ddbench.core import clock
 from ddbench.engine.augment import DSA
 from ddbench.engine.precision import autocast, autocast_dtype
 from ddbench.engine.recipes import TrainRecipe
@@ -152,7 +152,7 @@ def train_networks(
     mode = choose_mode(mode, arch, seeds, images, targets, label_mode, recipe, lr, num_classes, augment,
                        per_seed_data=True, stackable=len(seeds) > 1 and vmappable(models[0]))
     loss_fn = loss_function(label_mode)
-    start = time.perf_counter()
+    start = clock.now()
     total = (recipe.epochs + 1) * (1 if mode == "vmap" else len(seeds))
     bar = tqdm(total=total, desc=desc or arch, unit="ep", disable=not progress, leave=False, mininterval=1.0)
     try:
@@ -170,7 +170,7 @@ def train_networks(
                     on_trained(i, m)
     finally:
         bar.close()
-    return TrainResult(trained, mode, time.perf_counter() - start)
+    return TrainResult(trained, mode, clock.now() - start)
 
 
 Snapshot = Callable[[int, torch.Tensor], None]  # (epochs done, flat parameters (S, P))
@@ -378,7 +378,7 @@ def _time_modes(arch, seeds, images, targets, label_mode, recipe, lr, num_classe
         null_bar = _NullBar()
         for warm in (True, False):
             _sync(device)
-            t0 = time.perf_counter()
+            t0 = clock.now()
             if mode == "vmap":
                 _train_stacked(fresh, seeds, images, targets, loss_fn, recipe, lr, augment, null_bar, epochs=1 if warm else steps)
             else:
@@ -386,7 +386,7 @@ def _time_modes(arch, seeds, images, targets, label_mode, recipe, lr, num_classe
                     _train_one(m, s, images[i % len(images)], targets[i % len(images)], loss_fn, recipe, lr, augment,
                                null_bar, epochs=1 if warm else steps)
             _sync(device)
-            timings[mode] = time.perf_counter() - t0
+            timings[mode] = clock.now() - t0
     choice = "vmap" if timings["vmap"] < timings["loop"] else "loop"
     _MODE_CACHE[key] = choice
     return choice

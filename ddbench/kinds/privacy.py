@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ddbench.cards.card import ProtocolCard
+from ddbench.core import clock
 from ddbench.core.paths import atomic_path
 from ddbench.data import ImageDataset
 from ddbench.data.space import ImageSpace
@@ -110,9 +110,9 @@ class Privacy(Supervised):
         models = _load_shadows(path, net.arch, seeds, train, rt.device) if path is not None else None
         seconds = 0.0
         if models is None:
-            start = time.perf_counter()
+            start = clock.now()
             models = self._train_shadows(net, card, train, rt, seeds, size)
-            seconds = time.perf_counter() - start
+            seconds = clock.now() - start
             log.info(f"privacy: trained {len(models)} shadow networks of {size} real images for {card.id} {net.arch} "
                      f"in {seconds:.0f} s")
             if path is not None and models:
@@ -150,7 +150,7 @@ class Privacy(Supervised):
         row = super().measure(model, net, card, train, rt)
         m = card.params.membership
         shadows, shadow_seconds = self._shadows(net, card, train, rt)
-        start = time.perf_counter()
+        start = clock.now()
         population = _Pools(self._pool(train, net.space, fixed_sample(torch.arange(len(train.x_train)), m.n_population, 1), False,
                                        rt.device),
                             self._pool(train, net.space, fixed_sample(torch.arange(len(train.x_test)), m.n_population, 2), True,
@@ -168,7 +168,7 @@ class Privacy(Supervised):
             pools = _Pools(self._pool(train, net.space, members, False, rt.device),
                            self._pool(train, net.space, fixed_sample(others, m.n_source_nonmembers, 3), False, rt.device))
             result["source"] = self._level(model, shadows, pools, m.batch_size)
-        seconds = {"shadows": round(shadow_seconds, 3), "attacks": round(time.perf_counter() - start, 3)}
+        seconds = {"shadows": round(shadow_seconds, 3), "attacks": round(clock.now() - start, 3)}
         return {**row, "privacy": {**result, "shadows": len(shadows), "seconds": seconds, "recipe": asdict(m),
                                    "kind_version": PRIVACY_VERSION,
                                    "attacks": "loss threshold (Yeom et al. 2018); calibrated by shadow networks "

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
 from ddbench.cards.card import MAX_EPOCHS, ProtocolCard
+from ddbench.core import clock
 from ddbench.core.errors import DDBenchError
 from ddbench.core.provenance import reset_peak_memory
 from ddbench.data import ImageDataset, list_datasets
@@ -78,13 +78,13 @@ class SSLTransfer(ProtocolKind):
         check_fits(dset, card, train)
         for seed in job.seeds:
             reset_peak_memory(rt.device)
-            start = time.perf_counter()
+            start = clock.now()
             encoder = pretrain_encoder(job.arch, dset, card.params.pretrain, seed, rt.device, progress=rt.progress)
             rows = []
             for name, data in downstream.items():
                 for fraction, acc in probe_accuracies(encoder, data, card.params.probe, seed, rt.device).items():
                     rows.append((task_name(name, fraction), name, fraction, acc))
-            seconds = time.perf_counter() - start
+            seconds = clock.now() - start
             emit([make_row(
                 base_row, dset, rt.device, arch=job.arch, seed=seed, task=task, downstream=name, label_fraction=fraction,
                 accuracy=round(100.0 * acc, 4), n_test=len(downstream[name].y_test), label_mode=dset.label_mode,

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from ddbench.cards.card import ProtocolCard
+from ddbench.core import clock
 from ddbench.core.errors import DDBenchError
 from ddbench.core.provenance import reset_peak_memory
 from ddbench.data import ImageDataset
@@ -94,7 +94,7 @@ class _Clock:
     def _now(self) -> float:
         if self.device is not None and self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        return time.perf_counter()
+        return clock.now()
 
     def lap(self) -> float:
         now = self._now()

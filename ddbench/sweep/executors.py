@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 
 import torch
 
+from ddbench.core import clock
 from ddbench.core.errors import DDBenchError
 from ddbench.sweep.build import Sweep
 from ddbench.sweep.graph import ROW_STAGES, Graph, Task, Workspace
@@ -102,7 +102,7 @@ class LocalExecutor:
         opts, graph = sweep.opts, sweep.graph
         ws = Workspace(opts.device, opts.cache_dir, sweep.datasets, opts.mode, opts.progress)
         summary = Summary()
-        start = time.perf_counter()
+        start = clock.now()
         blocked: set[str] = set()
         todo = [t for t in graph.order() if not t.done]
         summary.cached = len(graph.tasks) - len(todo)
@@ -115,7 +115,7 @@ class LocalExecutor:
                 continue
             if task.stage not in ROW_STAGES:
                 log.info(f"[{i + 1}/{len(todo)}] {task.stage}: {task.label}")
-            began = time.perf_counter()
+            began = clock.now()
             try:
                 task.action.run(ws, emit)
             except Exception as exc:
@@ -125,8 +125,8 @@ class LocalExecutor:
                 block_dependants(graph, task, summary, blocked)
             else:
                 summary.done += 1
-                summary.task_seconds += time.perf_counter() - began
-        summary.seconds = time.perf_counter() - start
+                summary.task_seconds += clock.now() - began
+        summary.seconds = clock.now() - start
         return summary
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -16,6 +15,7 @@ from typing import Any, Sequence
 import torch
 
 from ddbench.cards.card import ProtocolCard
+from ddbench.core import clock
 from ddbench.core.errors import DDBenchError
 from ddbench.core.paths import user_cache_root
 from ddbench.core.provenance import device_name, peak_memory_mb, reset_peak_memory
@@ -95,10 +95,10 @@ def distill_cached(method: Method, card: ProtocolCard, train: ImageDataset, seed
                          snapshots=tuple(opts.snapshots), snapshot_path=lambda step: snapshot_path(path, step),
                          resume=resume)
     reset_peak_memory(opts.device)
-    start = time.perf_counter()
+    start = clock.now()
     with precision_scope(card.precision, opts.device):
         dset = method.distill(train, card.ipc, ctx)
-    seconds = round(time.perf_counter() - start + ctx.resume.seconds_before, 3)  # an interrupted run's time included
+    seconds = round(clock.now() - start + ctx.resume.seconds_before, 3)  # an interrupted run's time included
     dset.extra.setdefault("distill_time_s", seconds)
     if ctx.resume.restored:
         dset.extra["resumed_after"] = ctx.resume.restored

@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from ddbench.core import clock
 from ddbench.core.errors import DDBenchError
 from ddbench.core.paths import atomic_write, user_cache_root
 from ddbench.engine.allocator import tune_cpu_allocator
@@ -188,9 +189,9 @@ def run_task(task: Task, spec: WorkerSpec, payload: dict[str, Any]) -> TaskOutpu
     fetched = [] if shared else _fetch_missing(cache, payload["files"])
     rows: list[dict[str, Any]] = []
     ws = Workspace(_task_device(spec), cache, LazyDatasets(payload["datasets"]), spec.mode, progress=False)
-    start = time.perf_counter()
+    start = clock.now()
     task.action.run(ws, rows.extend)
-    seconds = time.perf_counter() - start
+    seconds = clock.now() - start
     files = {} if shared else {str(p.relative_to(cache)): p.read_bytes() for p in task.action.outputs(cache)}
     return TaskOutput(rows, files, _where(), seconds, fetched)
 
@@ -309,7 +310,7 @@ class RayExecutor:
         log_file = cache / "ray" / "ray.log"
         started = self._connect(log_file)
         summary = Summary()
-        start = time.perf_counter()
+        start = clock.now()
         token = secrets.token_hex(8)
         marker = cache / SHARE_MARKER.format(token=token)
         marker.parent.mkdir(parents=True, exist_ok=True)
@@ -324,7 +325,7 @@ class RayExecutor:
             marker.unlink(missing_ok=True)
             if started:
                 ray.shutdown()
-        summary.seconds = time.perf_counter() - start
+        summary.seconds = clock.now() - start
         return summary
 
     def _all_nodes_share(self, spec: WorkerSpec) -> bool:
