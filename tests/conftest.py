@@ -162,6 +162,7 @@ TIERS = {  # node id prefix -> markers
     "tests/test_trust.py::test_verify_reproduces_a_digits_row_bitwise": ("slow",),
     "tests/test_crossarch.py::test_the_digits_cross_arch_card_produces_the_matrix": ("slow",),
     "tests/test_cheap_refusals.py::test_typos_are_refused_without_importing_the_model_zoo": ("subprocess",),
+    "tests/test_clock.py": ("subprocess",),
 }
 
 
