@@ -144,11 +144,11 @@ def test_a_rebuild_without_the_sets_keeps_the_published_grids_and_removes_unrank
     site.build_site(store, html_dir, [tmp_path / "sets"])
     drawn = grid.read_bytes()
     assert drawn[:8] == b"\x89PNG\r\n\x1a\n" and f'src="grids/{dset.set_id}.png"' in (html_dir / "mnist.html").read_text()
-    assert "1 drawn from set files, 0 kept" in caplog.text
+    assert "1 set(s): 1 drawn from set files, 0 kept" in caplog.text
     caplog.clear()
     site.build_site(store, html_dir, [tmp_path / "no-sets-here"])  # a fresh clone: the sets are not on this machine
     assert grid.read_bytes() == drawn and f'src="grids/{dset.set_id}.png"' in (html_dir / "mnist.html").read_text()
-    assert "0 drawn from set files, 1 kept from the published site" in caplog.text
+    assert "1 set(s): 0 drawn from set files, 1 kept from the published site" in caplog.text
     assert "no image grid for 1 ranked set(s) (e.g. herding on mnist-ipc10)" in caplog.text  # only the one never drawn
     assert "escape.png" not in (html_dir / "mnist.html").read_text()
     earlier = ResultStore(tmp_path / "earlier")  # seed 0's grid was published; only seed 1's file is here

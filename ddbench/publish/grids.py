@@ -72,20 +72,17 @@ class SiteGrids:
         wanted = {i for i in wanted if _SAFE_ID.fullmatch(i)}
         self.files = find_sets(set_dirs, wanted) if wanted else {}
         self.shown: set[str] = set()
-        self.drawn = 0
-        self.kept = 0
+        self.drawn: set[str] = set()  # set ids whose grid this build drew from the set's file
 
     def figure(self, set_ids: list[str], method: str, dataset: str, ipc: int) -> str | None:
         """An HTML figure for the first of a run's sets (lowest seed first) whose grid can be drawn or was kept."""
         set_id = next((i for i in set_ids if i in self.files or self._published(i)), None)
         if set_id is None:
             return None
-        if set_id in self.files and set_id not in self.shown:  # a set shared by several cards is drawn once
+        if set_id in self.files and set_id not in self.drawn:  # a set shared by several cards is drawn once
             with atomic_write(self.folder / f"{set_id}.png") as handle:
                 handle.write(grid_png(DistilledSet.load(self.files[set_id])))
-            self.drawn += 1
-        else:
-            self.kept += 1
+            self.drawn.add(set_id)
         self.shown.add(set_id)
         alt = (f"up to 100 images of {method}'s set {set_id} ({dataset}, IPC {ipc}), one row per class, in pixel space")
         return (f'<figure><img alt="{html.escape(alt)}" src="{GRID_DIR}/{html.escape(set_id)}.png">'
@@ -99,6 +96,6 @@ class SiteGrids:
         stale = [p for p in sorted(self.folder.glob("*.png")) if p.stem not in self.shown] if self.folder.is_dir() else []
         for path in stale:
             path.unlink()
-        log.info("image grids: %d drawn from set files, %d kept from the published site, %d of unranked sets removed",
-                 self.drawn, self.kept, len(stale))
+        log.info("image grids of %d set(s): %d drawn from set files, %d kept from the published site; %d of unranked "
+                 "sets removed", len(self.shown), len(self.drawn), len(self.shown - self.drawn), len(stale))
         return stale
