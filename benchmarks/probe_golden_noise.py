@@ -9,6 +9,7 @@ pixel difference from the 1-thread set and from tests/golden/mtt_pixels.safetens
 """
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 from pathlib import Path
 
@@ -22,7 +23,17 @@ from ddbench.kinds import load_protocol
 from ddbench.store.results import ResultStore
 from ddbench.sweep.evaluate import EvalOptions, distill_cached
 
-GOLDEN_CFG = {"num_experts": 2, "expert_epochs": 2, "iterations": 5}
+GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "golden"
+
+
+def _golden_mtt_config() -> dict:
+    """MTT's config in the golden run (tests/golden/make_golden_rows.py's RUNS): one source for the probe and the test."""
+    spec = importlib.util.spec_from_file_location("make_golden_rows", GOLDEN / "make_golden_rows.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return dict(module.RUNS)["mtt"]
+
+
 VARIANTS = [("1 thread (the golden run)", 1, {}), ("2 threads", 2, {}), ("lr_img 101 (1 % off)", 1, {"lr_img": 101.0}),
             ("4 iterations", 1, {"iterations": 4})]
 
@@ -33,13 +44,14 @@ def mtt_pixels(threads: int, cfg: dict, cache: Path) -> torch.Tensor:
     try:
         card = load_protocol("digits-quick").with_overrides(epochs=20)
         opts = EvalOptions(device=torch.device("cpu"), store=ResultStore(cache / "store"), progress=False, cache_dir=cache)
-        return distill_cached(create_method("mtt", **{**GOLDEN_CFG, **cfg}), card, load_dataset("digits"), 0, opts).images
+        method = create_method("mtt", **{**_golden_mtt_config(), **cfg})
+        return distill_cached(method, card, load_dataset("digits"), 0, opts).images
     finally:
         torch.set_num_threads(before)
 
 
 def main() -> None:
-    golden = load_file(str(Path(__file__).resolve().parent.parent / "tests/golden/mtt_pixels.safetensors"))["images"]
+    golden = load_file(str(GOLDEN / "mtt_pixels.safetensors"))["images"]
     sets = {}
     for name, threads, cfg in VARIANTS:
         with tempfile.TemporaryDirectory() as tmp:

@@ -24,14 +24,19 @@ _gaps: list[tuple[float, float]] = []  # (start, end) of late ticks
 _continued: list[float] = []  # when SIGCONT was handled
 
 
+def _advance(now: float) -> None:
+    """Move the last tick to `now`, marking a gap if it comes late (call with the lock held)."""
+    if now - _state["last_tick"] > TICK_S + PAUSE_MIN_S:
+        _gaps.append((_state["last_tick"], now))
+    _state["last_tick"] = now
+
+
 def _tick() -> None:
     while True:
         time.sleep(TICK_S)
         now = time.perf_counter()
         with _lock:
-            if now - _state["last_tick"] > TICK_S + PAUSE_MIN_S:
-                _gaps.append((_state["last_tick"], now))
-            _state["last_tick"] = now
+            _advance(now)
 
 
 def _on_continue(previous):
@@ -40,9 +45,7 @@ def _on_continue(previous):
         with _lock:
             if _state["installed"]:  # (a forked child that has not read the clock has nothing to account)
                 _continued.append(now)
-                if now - _state["last_tick"] > TICK_S + PAUSE_MIN_S:  # continued before the ticker woke: our gap
-                    _gaps.append((_state["last_tick"], now))
-                    _state["last_tick"] = now
+                _advance(now)  # continued before the ticker woke: the gap is marked here
         if callable(previous):
             previous(signum, frame)
     handler._ddbench_previous = previous  # type: ignore[attr-defined]

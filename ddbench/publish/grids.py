@@ -12,7 +12,7 @@ import io
 import logging
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from ddbench.core.errors import DDBenchError
 from ddbench.core.paths import atomic_write
@@ -42,6 +42,13 @@ def grid_png(dset: DistilledSet) -> bytes:
     ax.imshow(grid.squeeze() if grid.shape[2] == 1 else grid, cmap="gray" if grid.shape[2] == 1 else None)
     ax.axis("off")
     ax.set_title(f"set {dset.set_id}", fontsize=9)
+    return png_bytes(fig)
+
+
+def png_bytes(fig: Any) -> bytes:
+    """A matplotlib figure as PNG bytes, as every picture of the site is saved (the figure is closed)."""
+    import matplotlib.pyplot as plt
+
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)

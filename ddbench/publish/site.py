@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import logging
 from pathlib import Path
 from typing import Any, Iterable
@@ -25,7 +24,7 @@ from ddbench.distill.registry import METHODS
 from ddbench.kinds import load_protocol
 from ddbench.publish import stats
 from ddbench.publish.costs import pareto_front, set_costs, storage_cell
-from ddbench.publish.grids import SiteGrids
+from ddbench.publish.grids import SiteGrids, png_bytes
 from ddbench.publish.leaderboard import (
     Citations,
     arch_matrix,
@@ -69,12 +68,7 @@ text-decoration:none;margin-left:.3em;font-size:.8em}@media (max-width:600px){bo
 
 def _png(fig: Any, alt: str) -> str:
     """A matplotlib figure as an <img> data URI with its alt text (the figure is closed)."""
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png_bytes(fig)).decode()}">'
 
 
 def _pyplot() -> Any:
