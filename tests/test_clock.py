@@ -1,5 +1,6 @@
 """The clock rows record: a stopped and continued process (Ctrl-Z, SIGSTOP) does not count the stop, and a call that
-holds the GIL (work that starves the clock's ticker) is still counted."""
+holds the GIL (work that starves the clock's ticker) is still counted, even when a SIGCONT reaches the running process
+during it."""
 from __future__ import annotations
 
 import json
@@ -26,7 +27,7 @@ print(json.dumps({"clock": clock.now() - start, "wall": time.perf_counter() - wa
 """
 
 
-def _run(mode: str, stop_for: float = 0.0) -> dict:
+def _run(mode: str, stop_for: float = 0.0, continue_only: bool = False) -> dict:
     child = subprocess.Popen([sys.executable, "-c", CHILD, mode], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "ready"
@@ -34,6 +35,9 @@ def _run(mode: str, stop_for: float = 0.0) -> dict:
             time.sleep(0.3)
             os.kill(child.pid, signal.SIGSTOP)
             time.sleep(stop_for)
+            os.kill(child.pid, signal.SIGCONT)
+        if continue_only:  # a SIGCONT to a process that was never stopped (`kill -CONT`, a shell's `bg` to a running job)
+            time.sleep(0.3)
             os.kill(child.pid, signal.SIGCONT)
         out = json.loads(child.stdout.readline())
     finally:
@@ -52,3 +56,10 @@ def test_a_call_that_holds_the_gil_is_work_not_a_pause():
     out = _run("gil")
     assert out["gaps"] >= 1, out  # the ticker did fall behind ...
     assert out["clock"] == pytest.approx(out["wall"], abs=0.02), out  # ... and nothing was subtracted: no SIGCONT came
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGCONT"), reason="no job control signals on this platform")
+def test_a_sigcont_to_a_running_process_during_such_a_call_subtracts_nothing():
+    out = _run("gil", continue_only=True)
+    assert out["gaps"] >= 1, out  # the ticker fell behind and a SIGCONT came with the gap ...
+    assert out["clock"] == pytest.approx(out["wall"], abs=0.05), out  # ... but the process had CPU time all along

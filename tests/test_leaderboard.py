@@ -31,6 +31,16 @@ def test_tables_rank_methods_and_quote_published_numbers(tmp_path):
     assert "| mtt" not in table and "| kcenter" not in table  # a snapshot; a partial copy of MNIST
 
 
+def test_an_entry_made_on_several_devices_names_each_with_its_row_count(tmp_path):
+    store = ResultStore(tmp_path)
+    store.append([_row("random", s, 90.0 + s, device="cpu (x86_64, 1 threads)" if s < 3 else "cpu (x86_64, 2 threads)")
+                  for s in range(5)] + [_row("herding", s, 80.0, device="cuda (H100)") for s in range(5)])
+    cells = {c[2]: c for c in ([v.strip() for v in line.split("|")] for line in
+                                render(store).split("## mnist-ipc10")[1].splitlines() if line.startswith("| ") and "---" not in line)}
+    assert "cpu (x86_64, 1 threads) ×3; cpu (x86_64, 2 threads) ×2" in cells["random"]
+    assert "cuda (H100)" in cells["herding"] and not any("×" in c for c in cells["herding"])
+
+
 def test_published_numbers_cover_the_issue_list():
     pub = {(p.protocol, p.method): p.accuracy for p in load_published()[0]}
     assert pub[("cifar10-ipc10", "random")] == 26.0 and pub[("mnist-ipc1", "forgetting")] == 35.5

@@ -3,9 +3,10 @@
 A run paused with Ctrl-Z (SIGTSTP) or SIGSTOP and continued later would otherwise record the pause as training time
 (a sweep paused for 8 minutes recorded 684.6 s for a network that takes 202.4 s). A daemon thread ticks every
 `TICK_S`; a tick that comes more than `PAUSE_MIN_S` late marks a gap, and a gap counts as a pause only when the
-process was continued (SIGCONT) during it or just after, so a thread starved by a long call that holds the GIL
-(work, not a pause) is never subtracted. Where no handler can be installed (not the main thread, no SIGCONT on the
-platform) the clock is `time.perf_counter`.
+process was continued (SIGCONT) during it or just after, and only for the part of it the process spent without CPU
+time (a stopped process gets none): so a thread starved by a long call that holds the GIL (work, not a pause) is
+never subtracted, even where a SIGCONT reaches the running process during that call. Where no handler can be
+installed (not the main thread, no SIGCONT on the platform) the clock is `time.perf_counter`.
 """
 from __future__ import annotations
 
@@ -19,16 +20,17 @@ PAUSE_MIN_S = 0.5  # a tick this late is a gap
 CONFIRM_S = 60.0  # a SIGCONT handled this long after a gap's end still confirms it (the main thread was busy in C)
 
 _lock = threading.Lock()
-_state = {"last_tick": 0.0, "installed": False}
-_gaps: list[tuple[float, float]] = []  # (start, end) of late ticks
+_state = {"last_tick": 0.0, "last_cpu": 0.0, "installed": False}
+_gaps: list[tuple[float, float, float]] = []  # (start, end, the process's CPU seconds in between) of late ticks
 _continued: list[float] = []  # when SIGCONT was handled
 
 
 def _advance(now: float) -> None:
     """Move the last tick to `now`, marking a gap if it comes late (call with the lock held)."""
+    cpu = time.process_time()
     if now - _state["last_tick"] > TICK_S + PAUSE_MIN_S:
-        _gaps.append((_state["last_tick"], now))
-    _state["last_tick"] = now
+        _gaps.append((_state["last_tick"], now, cpu - _state["last_cpu"]))
+    _state["last_tick"], _state["last_cpu"] = now, cpu
 
 
 def _tick() -> None:
@@ -62,7 +64,7 @@ def _install() -> None:
     except (ValueError, OSError):  # not allowed here (an embedded interpreter): plain wall time
         return
     _state["installed"] = True
-    _state["last_tick"] = time.perf_counter()
+    _state["last_tick"], _state["last_cpu"] = time.perf_counter(), time.process_time()
     threading.Thread(target=_tick, name="ddbench-clock", daemon=True).start()
 
 
@@ -70,7 +72,7 @@ def _forget() -> None:
     """In a forked child the ticker thread does not exist: start afresh there (the handler is installed again)."""
     global _lock
     _lock = threading.Lock()
-    _state.update(last_tick=0.0, installed=False)
+    _state.update(last_tick=0.0, last_cpu=0.0, installed=False)
     _gaps.clear()
     _continued.clear()
 
@@ -80,9 +82,11 @@ if hasattr(os, "register_at_fork"):
 
 
 def paused_seconds() -> float:
-    """Seconds this process has spent stopped since the clock was first read."""
+    """Seconds this process has spent stopped since the clock was first read: each confirmed gap less the CPU time
+    the process had in it."""
     with _lock:
-        return sum(end - start for start, end in _gaps if any(start <= c <= end + CONFIRM_S for c in _continued))
+        return sum(max(0.0, end - start - cpu) for start, end, cpu in _gaps
+                   if any(start <= c <= end + CONFIRM_S for c in _continued))
 
 
 def now() -> float:

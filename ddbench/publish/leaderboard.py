@@ -7,6 +7,8 @@ deviations are population std (ddof = 0), the field's convention (numpy's defaul
 """
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -73,8 +75,16 @@ def summarize(rows: list[dict[str, Any]]) -> pd.DataFrame:
     df["precision"] = df["precision"].fillna("fp32") if "precision" in df else "fp32"  # rows from before precision was recorded
     grouped = df.groupby(keys, sort=False)["accuracy"]
     out = grouped.agg(mean="mean", std=lambda s: float(s.std(ddof=0)), n="count").reset_index()
-    devices = df.groupby(keys, sort=False)["device"].agg(lambda s: sorted(set(s))[0])
+    devices = df.groupby(keys, sort=False)["device"].agg(devices_cell)
     return out.merge(devices.reset_index(), on=keys)
+
+
+def devices_cell(devices: Iterable[Any]) -> str:
+    """The device column of an entry: its rows' device, or where they were made on several, each with its row count."""
+    counts = Counter(str(d) for d in devices if d == d and d is not None)  # d == d: pandas fills a missing device with NaN
+    if len(counts) <= 1:
+        return next(iter(counts), "")
+    return "; ".join(f"{device} ×{n}" for device, n in sorted(counts.items()))
 
 
 def robustness_columns(rows: list[dict[str, Any]]) -> dict[tuple, list[str]]:
