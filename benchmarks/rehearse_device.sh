@@ -15,10 +15,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 work=${1:-$(mktemp -d)}
 mkdir -p "$work"
+python -c 'import torch, ddbench' 2>/dev/null || {
+  echo "rehearse_device.sh: \`python\` ($(command -v python)) cannot import torch and ddbench: activate the project's environment (. .venv/bin/activate)" >&2
+  exit 2; }
 src_site=$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
 # 1. while the network is up: the wheels the device calls would carry
-bash "$here/device_prepare.sh" --wheels-only "$work/carry" > /dev/null 2>&1
+bash "$here/device_prepare.sh" --wheels-only "$work/carry" > "$work/prepare.log" 2>&1 || {
+  echo "rehearse_device.sh: device_prepare.sh --wheels-only failed; its output is in $work/prepare.log" >&2; exit 1; }
 
 # 2. the device's Python: torch and the scientific stack, nothing of ddbench's own
 python -m venv --without-pip "$work/venv"

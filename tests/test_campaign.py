@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,8 +23,9 @@ CALL_STEPS = {
 def test_the_device_rehearsal_passes_offline(tmp_path):
     """benchmarks/rehearse_device.sh: offline install into a venv without ddbench's packages, kornia's step skipped
     with its reason, every other step of the three calls passing, one archive per call."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # its `python` is this one's
     done = subprocess.run(["bash", str(REPO / "benchmarks" / "rehearse_device.sh"), str(tmp_path / "work")],
-                          capture_output=True, text=True, timeout=1200, cwd=REPO)
+                          capture_output=True, text=True, timeout=1200, cwd=REPO, env={**os.environ, "PATH": path})
     print(done.stdout[-3000:])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     for call, steps in CALL_STEPS.items():
