@@ -15,6 +15,12 @@ def _row(method, seed, acc, protocol="mnist-ipc10", standard=True, **kw):
     return row
 
 
+def _table(text: str, card_id: str) -> list[list[str]]:
+    """The lines of one card's markdown table (header first), as stripped cells."""
+    section = text.split(f"## {card_id}")[1].split("\n## ")[0]
+    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in section.splitlines() if line.startswith("| ")]
+
+
 def test_tables_rank_methods_and_quote_published_numbers(tmp_path):
     store = ResultStore(tmp_path)
     store.append([_row("random", 0, 94.0), _row("random", 1, 96.0), _row("herding", 0, 93.0)])
@@ -35,8 +41,7 @@ def test_an_entry_made_on_several_devices_names_each_with_its_row_count(tmp_path
     store = ResultStore(tmp_path)
     store.append([_row("random", s, 90.0 + s, device="cpu (x86_64, 1 threads)" if s < 3 else "cpu (x86_64, 2 threads)")
                   for s in range(5)] + [_row("herding", s, 80.0, device="cuda (H100)") for s in range(5)])
-    cells = {c[2]: c for c in ([v.strip() for v in line.split("|")] for line in
-                                render(store).split("## mnist-ipc10")[1].splitlines() if line.startswith("| ") and "---" not in line)}
+    cells = {line[1]: line for line in _table(render(store), "mnist-ipc10")[1:]}
     assert "cpu (x86_64, 1 threads) ×3; cpu (x86_64, 2 threads) ×2" in cells["random"]
     assert "cuda (H100)" in cells["herding"] and not any("×" in c for c in cells["herding"])
 
@@ -51,9 +56,8 @@ def test_ranking_orders_rows_inserted_in_reverse(tmp_path):
     store = ResultStore(tmp_path)
     store.append([_row(m, s, acc + s) for m, acc in (("c-worst", 50.0), ("b-middle", 70.0), ("a-best", 90.0))
                   for s in range(5)])  # worst first; the card's 5 seeds each
-    table = render(store).split("## mnist-ipc10")[1]
-    ranked = [line.split("|")[1:3] for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    assert [(r.strip(), m.strip()) for r, m in ranked] == [("1", "a-best"), ("2", "b-middle"), ("3", "c-worst")]
+    ranked = [(line[0], line[1]) for line in _table(render(store), "mnist-ipc10")[1:]]
+    assert ranked == [("1", "a-best"), ("2", "b-middle"), ("3", "c-worst")]
 
 
 def test_the_header_names_the_store_it_was_rendered_from(tmp_path):
@@ -69,8 +73,7 @@ def test_cross_arch_cards_publish_a_method_by_arch_matrix(tmp_path):
     store = ResultStore(tmp_path)
     store.append([_row("mtt", s, acc + s, protocol=card.id, arch=arch) for arch, acc in accs.items() for s in range(5)])
     store.append([_row("random", s, 20.0 + s, protocol=card.id, arch=arch) for arch in ("convnet", "alexnet_dc") for s in range(5)])
-    table = render(store).split(f"## {card.id}")[1].split("\n## ")[0]
-    lines = [[c.strip() for c in line.strip().strip("|").split("|")] for line in table.splitlines() if line.startswith("| ")]
+    lines = _table(render(store), card.id)
     header, body = lines[0], lines[1:]
     assert header == ["#", "method", *card.archs, "mean over archs", "n (min)", "run"]
     mtt, published, rand = body
@@ -88,10 +91,9 @@ def test_a_one_seed_run_is_shown_partial_never_ranked_or_leader(tmp_path):
 
     store = ResultStore(tmp_path)
     store.append([_row("random", s, 90.0 + s) for s in range(5)] + [_row("lucky", 0, 99.0)])  # the card says 5 seeds
-    table = render(store).split("## mnist-ipc10")[1]
-    rows = {line.split("|")[2].strip(): [c.strip() for c in line.split("|")] for line in table.splitlines() if "| convnet" in line}
-    assert rows["random"][1] == "1" and rows["lucky"][1] == "—"  # only the full run is ranked
-    assert rows["lucky"][4] == "99.00 ± —" and rows["lucky"][6] == "partial, n=1"  # no std over one seed
+    rows = {line[1]: line for line in _table(render(store), "mnist-ipc10")[1:]}
+    assert rows["random"][0] == "1" and rows["lucky"][0] == "—"  # only the full run is ranked
+    assert rows["lucky"][3] == "99.00 ± —" and rows["lucky"][5] == "partial, n=1"  # no std over one seed
     (leader,) = [r for r in leaders(summarize(current_rows(store)[0])) if r[1][0] == "mnist-ipc10"]
     assert leader[3:] == ["random", "92.00 (mean)"]  # the number it is ranked by; never the one-seed run
 
@@ -104,8 +106,7 @@ def test_cross_arch_missing_cells_never_rank_below_a_method_they_beat(tmp_path):
     store = ResultStore(tmp_path)
     store.append([_row("random", s, 20.0 + s, protocol=card.id, arch=a) for a in card.archs for s in range(5)])
     store.append([_row("herding", s, 30.0 + s, protocol=card.id, arch=a) for a in card.archs[:-1] for s in range(5)])  # no ViT
-    table = render(store).split(f"## {card.id}")[1].split("\n## ")[0]
-    ranks = {line.split("|")[2].strip(): line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ")}
+    ranks = {line[1]: line[0] for line in _table(render(store), card.id)[1:]}
     assert ranks["random"] == "1" and ranks["herding"] == "incomplete"  # not ranked (so never below random)
     (leader,) = [r for r in leaders(summarize(current_rows(store)[0])) if r[1][0] == card.id]
     assert leader[3:] == ["random", "22.00 (mean over archs)"]
