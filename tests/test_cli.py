@@ -83,6 +83,34 @@ def test_list_verbs(capsys):
     assert code == 0 and "data root" in out
 
 
+def test_a_run_records_the_code_version_of_its_start_not_of_an_edit_made_while_it_trains(monkeypatch):
+    import subprocess as sp
+
+    import ddbench.cli.evaluate as evaluate_command
+    from ddbench.core import provenance
+
+    tree = {"edited": False}
+
+    def fake_git(cmd, **kwargs):
+        out = " M clock.py\n" if cmd[1] == "status" and tree["edited"] else ("" if cmd[1] == "status" else "a" * 40)
+        return sp.CompletedProcess(cmd, 0, stdout=out, stderr="")
+
+    def training_run(args):  # the tree is edited mid-run; then the first row reads the version
+        tree["edited"] = True
+        recorded.append(provenance.code_version())
+        return 0
+
+    recorded: list[str] = []
+    monkeypatch.setattr(provenance.subprocess, "run", fake_git)
+    monkeypatch.setattr(evaluate_command, "run", training_run)
+    provenance.git_sha.cache_clear()
+    try:
+        assert main(["evaluate", "--method", "random", "--protocol", "digits-ipc1"]) == 0
+    finally:
+        provenance.git_sha.cache_clear()
+    assert recorded == [f"{provenance.__version__}+{'a' * 12}"]
+
+
 def test_evaluate_prints_a_table_and_publishes(capsys, tmp_path):
     lb = str(tmp_path / "lb")
     code, out, err = run(capsys, "evaluate", "--method", "random", "--protocol", CARD, "--epochs", "20",

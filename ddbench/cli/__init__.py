@@ -30,6 +30,7 @@ from ddbench.core.errors import DDBenchError
 from ddbench.engine.allocator import tune_cpu_allocator
 
 COMMANDS = (evaluate, distill, robustness, import_, export, list_, leaderboard, compare, results, verify, data)
+MAKES_ROWS_OR_SETS = (evaluate, distill, robustness, import_)
 
 
 def __getattr__(name: str):
@@ -61,11 +62,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def pin_code_version() -> None:
+    """Read the code version once, as the command starts: the rows and sets it makes record the tree it imported,
+    not one edited while it trained (the version is cached at its first read)."""
+    from ddbench.core.provenance import git_sha
+
+    git_sha()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     common.setup_logging()
     tune_cpu_allocator()
     try:
         args = build_parser().parse_args(argv)
+        if any(args.func is command.run for command in MAKES_ROWS_OR_SETS):
+            pin_code_version()
         return args.func(args)
     except DDBenchError as exc:
         print(f"ddbench: error: {shorten(str(exc))}", file=sys.stderr)
