@@ -59,3 +59,17 @@ def test_set_costs_add_the_recorded_artefact_seconds_and_the_front_is_right():
     assert set_costs(rows).loc[0, "cost_s"] == 40.0
     points = [("cheap", 1.0, 50.0), ("dear-better", 10.0, 70.0), ("dear-worse", 10.0, 40.0), ("best", 5.0, 80.0)]
     assert pareto_front(points) == {"cheap", "best"}
+
+
+def test_a_cost_with_an_unrecorded_artefact_is_published_as_a_lower_bound():
+    from ddbench.publish.site import _cost_cells
+
+    base = {"protocol": "p", "accuracy": 1.0, "seed": 0, "set_storage": {"total_bytes": 100, "real_bytes": 100}}
+    rows = [{**base, "method": "herding", "run_id": "old", "distill_cost": {"distill_s": 70.0, "artefacts": {
+                 "selection": {"tasks": 1, "recorded": 0, "seconds": 0.0}}}},  # a selection network saved without its time
+            {**base, "method": "herding", "run_id": "new", "distill_cost": {"distill_s": 70.0, "artefacts": {
+                 "selection": {"tasks": 1, "recorded": 1, "seconds": 5000.0}}}}]
+    table = set_costs(rows).set_index(["method", "run_id"])
+    assert table.loc[("herding", "old"), "unrecorded"] == 1 and table.loc[("herding", "new"), "unrecorded"] == 0
+    assert _cost_cells(table, "herding", "old")[0] == "≥ 70.0 (1 artefact(s) unrecorded)"
+    assert _cost_cells(table, "herding", "new")[0] == "5070.0"

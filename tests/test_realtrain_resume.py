@@ -9,7 +9,7 @@ from ddbench.data import load_dataset
 from ddbench.data.space import ImageSpace
 from ddbench.engine import realtrain
 from ddbench.engine.realtrain import RealTrainRecipe, train_on_real
-from ddbench.engine.resume import epochs_saved
+from ddbench.engine.resume import epochs_saved, seconds_saved
 
 RECIPE = RealTrainRecipe(epochs=4, batch_size=256)  # digits: 5 steps per epoch
 
@@ -78,3 +78,27 @@ def test_the_plan_prices_only_the_epochs_an_interrupted_training_has_left(tmp_pa
     assert resumed.key == fresh.key  # the same task: only its price changed
     realtrain.resume_path(network).write_bytes(b"damaged")  # unreadable: priced as a training from the start
     assert selection_artefact("convnetd1", train, space, RECIPE, 0, tmp_path).steps == 20
+
+
+def test_a_selection_network_records_its_training_seconds_the_interrupted_runs_included(tmp_path, killable):
+    """The network file records its training time, with the seconds the killed runs had saved, and the selection
+    task reads it back: a coreset's make cost then counts its selection network (it recorded nothing before)."""
+    import time
+
+    from ddbench.distill.artefacts import selection_artefact
+
+    train = load_dataset("digits")
+    space = ImageSpace(tuple(train.mean), tuple(train.std))
+    network = realtrain.real_network_path("convnetd1", train, space, RECIPE, 0, tmp_path)
+    network.parent.mkdir(parents=True)
+    resume = realtrain.resume_path(network)
+    _train(resume, killable, kill_at_step=12)  # two epochs saved
+    state = torch.load(resume, weights_only=True)
+    torch.save({**state, "seconds": 1000.0}, resume)  # the killed runs' time, made large enough to see
+    assert seconds_saved(resume) == 1000.0 and selection_artefact("convnetd1", train, space, RECIPE, 0, tmp_path).seconds is None
+    start = time.perf_counter()
+    realtrain.cached_real_network("convnetd1", train, space, RECIPE, 0, torch.device("cpu"), tmp_path, progress=False)
+    rest = time.perf_counter() - start
+    recorded = realtrain.recorded_network_seconds(network)
+    assert recorded is not None and 1000.0 < recorded <= 1000.0 + rest
+    assert selection_artefact("convnetd1", train, space, RECIPE, 0, tmp_path).seconds == pytest.approx(recorded)

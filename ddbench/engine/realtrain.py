@@ -18,14 +18,16 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from ddbench.core import clock
 from ddbench.core.paths import atomic_path
 from ddbench.data import ImageDataset
 from ddbench.data.space import ImageSpace
-from ddbench.engine.resume import RESUME_EVERY_S, ResumeFile
+from ddbench.engine.resume import RESUME_EVERY_S, ResumeFile, seconds_saved
 from ddbench.engine.train import Streams, init_network
 
 log = logging.getLogger(__name__)
@@ -124,11 +126,25 @@ def cached_real_network(arch: str, train: ImageDataset, space: ImageSpace, recip
             return model.to(device).eval()
         except Exception:  # damaged cache entry: train again
             path.unlink(missing_ok=True)
+    before, start = seconds_saved(resume_path(path)), clock.now()  # an interrupted training's time included
     model = train_on_real(arch, train, space, recipe, seed, device, progress=progress,
                           desc=f"{arch} on all of {train.name}", resume=resume_path(path))
+    meta = {"seconds": round(before + clock.now() - start, 3), "device": str(device)}
     with atomic_path(path) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp),
+                  metadata={"ddbench": json.dumps(meta)})
     return model
+
+
+def recorded_network_seconds(path: Path) -> float | None:
+    """The training seconds the cached network at `path` recorded (None: absent, unreadable, or saved before networks
+    recorded their time)."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            seconds = json.loads((handle.metadata() or {}).get("ddbench", "{}")).get("seconds")
+    except Exception:  # absent or damaged: it says nothing about time
+        return None
+    return float(seconds) if isinstance(seconds, (int, float)) else None
 
 
 def features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

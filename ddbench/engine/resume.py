@@ -148,14 +148,24 @@ def _put_back(state: tuple[dict, list, torch.Tensor], parts: Mapping[str, Statef
     torch.set_rng_state(global_rng)
 
 
+def _saved(path: Path, entry: str, default: Any) -> Any:
+    """One entry of the resume file at `path`, or `default` (no file, or unreadable: the training starts again)."""
+    if not path.is_file():
+        return default
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True).get(entry, default)
+    except Exception:  # damaged: the training will start again, as ResumeFile.restore does
+        return default
+
+
 def epochs_saved(path: Path) -> int:
     """Epochs the resume file at `path` holds (0: none, or unreadable, where the training starts again)."""
-    if not path.is_file():
-        return 0
-    try:
-        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epochs_done"])
-    except Exception:  # damaged: the training will start again, as ResumeFile.restore does
-        return 0
+    return int(_saved(path, "epochs_done", 0))
+
+
+def seconds_saved(path: Path) -> float:
+    """Training seconds the interrupted runs behind the resume file at `path` spent (0.0: none, or unreadable)."""
+    return float(_saved(path, "seconds", 0.0))
 
 
 def epochs_left(path: Path, epochs: int) -> tuple[int, str]:

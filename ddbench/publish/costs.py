@@ -13,8 +13,8 @@ import pandas as pd
 from ddbench.publish.leaderboard import shown_method
 from ddbench.store.rows import record_type
 
-COLUMNS = ["protocol", "method", "run_id", "cost_s", "cost_device", "distill_peak_mb", "peak_kind", "total_bytes",
-           "real_bytes", "labels_outweigh_images"]
+COLUMNS = ["protocol", "method", "run_id", "cost_s", "unrecorded", "cost_device", "distill_peak_mb", "peak_kind",
+           "total_bytes", "real_bytes", "labels_outweigh_images"]
 
 
 def _cost_seconds(cost: dict[str, Any] | None, distill_time: Any) -> float | None:
@@ -24,16 +24,23 @@ def _cost_seconds(cost: dict[str, Any] | None, distill_time: Any) -> float | Non
     return float(distill_time) if isinstance(distill_time, (int, float)) else None
 
 
+def _unrecorded(cost: dict[str, Any] | None) -> int:
+    """Artefacts the set needed whose time no file recorded: its cost is then a lower bound."""
+    artefacts = (cost or {}).get("artefacts") or {}
+    return sum(max(0, int(a.get("tasks") or 0) - int(a.get("recorded") or 0)) for a in artefacts.values() if isinstance(a, dict))
+
+
 def set_costs(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """One line per (protocol, method, run): mean device-seconds to make a set, the distillation's peak memory, and the
-    set's stored bytes against its real-image budget (NaN where the rows predate these fields)."""
+    """One line per (protocol, method, run): mean device-seconds to make a set (and `unrecorded`, the most artefacts a
+    set of the run needed without a recorded time: then the mean is a lower bound), the distillation's peak memory,
+    and the set's stored bytes against its real-image budget (NaN where the rows predate these fields)."""
     out = []
     for r in rows:
         if record_type(r) != "accuracy":
             continue
         cost, storage = r.get("distill_cost"), r.get("set_storage") or {}
         out.append({"protocol": r["protocol"], "method": shown_method(r), "run_id": r["run_id"],
-                    "cost_s": _cost_seconds(cost, r.get("distill_time_s")),
+                    "cost_s": _cost_seconds(cost, r.get("distill_time_s")), "unrecorded": _unrecorded(cost),
                     "cost_device": (cost or {}).get("device") or r.get("device"),
                     "distill_peak_mb": (cost or {}).get("peak_mem_mb"), "peak_kind": (cost or {}).get("peak_mem_kind"),
                     "total_bytes": storage.get("total_bytes"), "real_bytes": storage.get("real_bytes"),
@@ -43,7 +50,8 @@ def set_costs(rows: list[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(out)
     numeric = ["cost_s", "distill_peak_mb", "total_bytes", "real_bytes"]
     df[numeric] = df[numeric].apply(pd.to_numeric, errors="coerce")
-    agg = {**{c: "mean" for c in numeric}, "cost_device": "first", "peak_kind": "first", "labels_outweigh_images": "max"}
+    agg = {**{c: "mean" for c in numeric}, "unrecorded": "max", "cost_device": "first", "peak_kind": "first",
+           "labels_outweigh_images": "max"}
     return df.groupby(["protocol", "method", "run_id"], sort=False).agg(agg).reset_index()
 
 

@@ -377,7 +377,8 @@ def _cost_cells(cost: pd.DataFrame, method: str, run_id: str) -> list[str]:
         return ["—", "—", "—"]
     c = cost.loc[key]
     kind = {"cuda_max_allocated": " (CUDA peak)", "process_max_rss": " (process RSS)"}.get(c["peak_kind"], "")
-    return [f"{c['cost_s']:.1f}" if pd.notna(c["cost_s"]) else "—",
+    cost_cell = f"≥ {c['cost_s']:.1f} ({c['unrecorded']} artefact(s) unrecorded)" if c["unrecorded"] else f"{c['cost_s']:.1f}"
+    return [cost_cell if pd.notna(c["cost_s"]) else "—",
             f"{c['distill_peak_mb']:.0f}{kind}" if pd.notna(c["distill_peak_mb"]) else "—",
             storage_cell(float(c["total_bytes"]), float(c["real_bytes"]), bool(c["labels_outweigh_images"]))]
 
