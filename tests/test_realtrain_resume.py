@@ -9,7 +9,7 @@ from ddbench.data import load_dataset
 from ddbench.data.space import ImageSpace
 from ddbench.engine import realtrain
 from ddbench.engine.realtrain import RealTrainRecipe, train_on_real
-from ddbench.engine.resume import epochs_saved, seconds_saved
+from ddbench.engine.resume import epochs_saved, recorded_training_seconds, seconds_saved
 
 RECIPE = RealTrainRecipe(epochs=4, batch_size=256)  # digits: 5 steps per epoch
 
@@ -99,6 +99,6 @@ def test_a_selection_network_records_its_training_seconds_the_interrupted_runs_i
     start = time.perf_counter()
     realtrain.cached_real_network("convnetd1", train, space, RECIPE, 0, torch.device("cpu"), tmp_path, progress=False)
     rest = time.perf_counter() - start
-    recorded = realtrain.recorded_network_seconds(network)
+    recorded = recorded_training_seconds(network)
     assert recorded is not None and 1000.0 < recorded <= 1000.0 + rest
     assert selection_artefact("convnetd1", train, space, RECIPE, 0, tmp_path).seconds == pytest.approx(recorded)

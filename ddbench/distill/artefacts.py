@@ -15,8 +15,8 @@ from ddbench.data.space import ImageSpace
 from ddbench.distill.method import Artefact, DistillContext
 from ddbench.engine.cost import training_flops, training_steps
 from ddbench.engine.experts import ExpertRecipe, expert_bank, recorded_seconds, train_experts
-from ddbench.engine.realtrain import cached_real_network, real_network_path, recorded_network_seconds, resume_path
-from ddbench.engine.resume import epochs_left
+from ddbench.engine.realtrain import cached_real_network, real_network_path, resume_path
+from ddbench.engine.resume import epochs_left, recorded_training_seconds
 from ddbench.engine.teacher import teacher_key, teacher_representations
 from ddbench.engine.whitening import resolve_space, zca_flops, zca_path
 
@@ -127,7 +127,7 @@ def selection_artefact(arch: str, train: ImageDataset, space: ImageSpace, recipe
     rel = str(network.relative_to(cache_dir))
     left, resumes = epochs_left(resume_path(network), recipe.epochs)  # an interrupted training resumes: only the rest is work
     flops = training_flops(arch, train.num_classes, train.channels, train.image_size, left * len(train.x_train))
-    seconds = recorded_network_seconds(network)
+    seconds = recorded_training_seconds(network)
     return Artefact(stage="selection", key=selection_key(rel),
                     label=f"selection network {arch} on {train.name} (seed {seed}{', ' + resumes if resumes else ''})",
                     build=functools.partial(_build_selection, arch=arch, space=space, recipe=recipe, seed=seed),

@@ -29,7 +29,7 @@ from ddbench.data import ImageDataset
 from ddbench.data.space import ImageSpace
 from ddbench.engine.augment import DSA, STRATEGY_RGB
 from ddbench.engine.recipes import TrainRecipe
-from ddbench.engine.resume import ResumeFile
+from ddbench.engine.resume import ResumeFile, recorded_training_seconds
 from ddbench.engine.train import train_trajectories
 
 log = logging.getLogger(__name__)
@@ -153,13 +153,5 @@ def train_experts(bank: ExpertBank, seeds: list[int], count: int, arch: str, tra
 
 def recorded_seconds(bank: ExpertBank) -> float | None:
     """The mean training time of the bank's experts made so far, where their files recorded it."""
-    times = []
-    for seed in bank.seeds():
-        try:
-            with safe_open(str(bank.path(seed)), framework="pt") as handle:
-                meta = json.loads((handle.metadata() or {}).get("ddbench", "{}"))
-        except Exception:  # an unreadable entry says nothing about time
-            continue
-        if isinstance(meta.get("seconds"), (int, float)):
-            times.append(float(meta["seconds"]))
+    times = [t for t in (recorded_training_seconds(bank.path(seed)) for seed in bank.seeds()) if t is not None]
     return sum(times) / len(times) if times else None

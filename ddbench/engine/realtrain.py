@@ -18,7 +18,6 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
@@ -134,17 +133,6 @@ def cached_real_network(arch: str, train: ImageDataset, space: ImageSpace, recip
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp),
                   metadata={"ddbench": json.dumps(meta)})
     return model
-
-
-def recorded_network_seconds(path: Path) -> float | None:
-    """The training seconds the cached network at `path` recorded (None: absent, unreadable, or saved before networks
-    recorded their time)."""
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            seconds = json.loads((handle.metadata() or {}).get("ddbench", "{}")).get("seconds")
-    except Exception:  # absent or damaged: it says nothing about time
-        return None
-    return float(seconds) if isinstance(seconds, (int, float)) else None
 
 
 def features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

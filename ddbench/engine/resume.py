@@ -11,12 +11,14 @@ tensor is wrapped in `TensorState`.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import time
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
 import torch
+from safetensors import safe_open
 from torch import nn
 
 from ddbench.core import clock
@@ -166,6 +168,17 @@ def epochs_saved(path: Path) -> int:
 def seconds_saved(path: Path) -> float:
     """Training seconds the interrupted runs behind the resume file at `path` spent (0.0: none, or unreadable)."""
     return float(_saved(path, "seconds", 0.0))
+
+
+def recorded_training_seconds(path: Path) -> float | None:
+    """The training seconds a finished training's safetensors file (an expert, a cached network) recorded in its
+    `ddbench` metadata; None where it is absent, unreadable, or saved before its training time was recorded."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            seconds = json.loads((handle.metadata() or {}).get("ddbench", "{}")).get("seconds")
+    except Exception:  # absent or damaged: it says nothing about time
+        return None
+    return float(seconds) if isinstance(seconds, (int, float)) else None
 
 
 def epochs_left(path: Path, epochs: int) -> tuple[int, str]:
