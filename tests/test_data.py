@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import pickle
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors import safe_open
 
 from ddbench.core.errors import DDBenchError
 from ddbench.data import dataset_status, get_spec, list_datasets, load_dataset
@@ -97,6 +99,37 @@ def test_truncated_idx_is_refused_and_nothing_is_cached(tmp_path, private_cache)
         load_dataset("mnist", tmp_path)
     after = set((private_cache / "datasets").glob("*")) if (private_cache / "datasets").exists() else set()
     assert after == before
+
+
+def test_a_changed_source_file_replaces_its_cache_file_and_other_sources_keep_theirs(tmp_path, private_cache, monkeypatch):
+    first, second = tmp_path / "a", tmp_path / "b"
+    for root in (first, second):  # both loaded as "." from their own folder: the same relative source, different files
+        root.mkdir()
+        _npz(root / "mnist.npz")
+        monkeypatch.chdir(root)
+        load_dataset("mnist", ".")
+
+    def mine() -> dict[Path, str]:
+        """This test's cache files and the absolute source each was made from."""
+        out = {}
+        for path in (private_cache / "datasets").glob("mnist-*.safetensors"):
+            with safe_open(str(path), framework="pt") as handle:
+                origin = handle.metadata().get("origin", "")
+            if str(tmp_path) in origin:
+                out[path] = origin
+        return out
+
+    before = mine()
+    assert sorted(before.values()) == [f"npz:{first / 'mnist.npz'}", f"npz:{second / 'mnist.npz'}"]
+    stat = (first / "mnist.npz").stat()
+    os.utime(first / "mnist.npz", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # re-mounted: same bytes, new mtime
+    monkeypatch.chdir(first)
+    again = load_dataset("mnist", ".")
+    after = mine()
+    assert sorted(after.values()) == sorted(before.values())  # one file per source: the stale copy was deleted
+    (kept,) = [path for path, origin in before.items() if str(second) in origin]
+    assert kept in after and len(set(after) - set(before)) == 1
+    assert again.x_train.shape == (40, 1, 28, 28)
 
 
 def _pickle(obj, path: Path) -> None:

@@ -154,7 +154,10 @@ def load_dataset(name: str, data_root: str | Path | None = None, use_cache: bool
         raise DDBenchError(f"{spec.name}: {where} has {splits.x_train.shape[-1]} channels, expected {len(mean)}")
     fingerprint = data_fingerprint(splits.x_train, splits.y_train, splits.x_test, splits.y_test)
     if use_cache:
-        cache.save(cache_path, spec.name, splits, mean, std, where, fingerprint, complete)
+        origin = ":".join([source.kind, *(str(path.resolve()) for path in source.paths)])
+        cache.save(cache_path, spec.name, splits, mean, std, where, fingerprint, complete, origin)
+        if dropped := cache.drop_stale(cache_path, spec.name, origin):
+            log.info("%s: removed %d stale cache file(s) made from an earlier version of %s", spec.name, dropped, where)
         if (hit := cache.load(cache_path)) is not None:
             return hit
     import torch

@@ -33,13 +33,38 @@ def file_fingerprint(paths: list[Path]) -> list[str]:
 
 
 def save(path: Path, name: str, splits: Splits, mean: tuple, std: tuple, source: str, fingerprint: str,
-         complete: bool) -> None:
+         complete: bool, origin: str) -> None:
+    """Write the cache file; `origin` names the source files by absolute path (`source` is as the user gave it)."""
     tensors = {key: to_nchw(getattr(splits, key).astype(np.uint8)) for key in ("x_train", "x_test")}
     tensors |= {key: torch.from_numpy(getattr(splits, key).astype(np.int64)) for key in ("y_train", "y_test")}
     meta = {"name": name, "class_names": json.dumps(splits.class_names), "mean": json.dumps(mean), "std": json.dumps(std), "source": source,
-            "fingerprint": fingerprint, "complete": json.dumps(complete)}
+            "fingerprint": fingerprint, "complete": json.dumps(complete), "origin": origin}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
+
+
+def drop_stale(keep: Path, name: str, origin: str) -> int:
+    """Delete this dataset's other cache files made from the same source files, the copies a changed file left behind.
+
+    The key fingerprints the source file's size and mtime, so a file that is replaced or re-mounted (same path, new
+    mtime) gets a new cache file and the old one, 55-185 MB, can never be hit again. Files made from another source
+    (another data root) are kept; so are files written before `origin` was recorded. Returns how many were deleted.
+    """
+    from safetensors import safe_open
+
+    dropped = 0
+    for other in keep.parent.glob(f"{name}-*.safetensors"):
+        if other == keep:
+            continue
+        try:
+            with safe_open(str(other), framework="pt") as handle:
+                meta = handle.metadata() or {}
+        except (SafetensorError, OSError):
+            continue  # another process may be writing it; a damaged file is removed when it is next loaded
+        if meta.get("name") == name and meta.get("origin") == origin:
+            other.unlink(missing_ok=True)
+            dropped += 1
+    return dropped
 
 
 def load(path: Path) -> ImageDataset | None:
