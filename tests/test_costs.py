@@ -73,3 +73,24 @@ def test_a_cost_with_an_unrecorded_artefact_is_published_as_a_lower_bound():
     assert table.loc[("herding", "old"), "unrecorded"] == 1 and table.loc[("herding", "new"), "unrecorded"] == 0
     assert _cost_cells(table, "herding", "old")[0] == "≥ 70.0 (1 artefact(s) unrecorded)"
     assert _cost_cells(table, "herding", "new")[0] == "5070.0"
+
+
+def test_a_run_made_on_two_devices_shows_each_devices_seconds_never_their_mean():
+    from ddbench.publish.site import _cost_cells
+
+    def row(seed: int, device: str, seconds: float, peak: float, kind: str) -> dict:
+        return {"protocol": "p", "method": "mtt", "run_id": "r", "accuracy": 1.0, "seed": seed,
+                "set_storage": {"total_bytes": 100, "real_bytes": 100},
+                "distill_cost": {"distill_s": seconds, "device": device, "peak_mem_mb": peak, "peak_mem_kind": kind}}
+
+    rows = [row(0, "cpu (x86_64, 2 threads)", 3000.0, 9000.0, "process_max_rss"),
+            row(1, "cpu (x86_64, 1 threads)", 5000.0, 9000.0, "process_max_rss"),  # one CPU, whatever its threads
+            row(2, "NVIDIA H100 80GB HBM3", 100.0, 2000.0, "cuda_max_allocated")]
+    (cost,) = set_costs(rows).to_dict("records")
+    assert cost["cost_s"] == 4000.0 and cost["cost_device"] == "cpu (x86_64)"  # the device that made most of the sets
+    assert cost["distill_peak_mb"] == 9000.0 and cost["peak_kind"] == "process_max_rss"
+    assert cost["cost_by_device"] == [("cpu (x86_64)", 4000.0, 0), ("NVIDIA H100 80GB HBM3", 100.0, 0)]
+    cells = _cost_cells(set_costs(rows).set_index(["method", "run_id"]), "mtt", "r")
+    assert cells[:2] == ["cpu (x86_64): 4000.0; NVIDIA H100 80GB HBM3: 100.0", "9000 (process RSS)"]
+    single = set_costs(rows[:2]).to_dict("records")[0]
+    assert single["cost_by_device"] == [] and single["cost_s"] == 4000.0

@@ -371,14 +371,24 @@ def build_site(store: ResultStore, out: str | Path, set_dirs: Iterable[str | Pat
     return [out / "index.html", *written]
 
 
+def _seconds_cell(seconds: float, unrecorded: int) -> str:
+    """Mean make seconds, as a lower bound where artefacts recorded no time."""
+    if pd.isna(seconds):
+        return "—"
+    return f"≥ {seconds:.1f} ({unrecorded} artefact(s) unrecorded)" if unrecorded else f"{seconds:.1f}"
+
+
 def _cost_cells(cost: pd.DataFrame, method: str, run_id: str) -> list[str]:
     key = (method, run_id)
     if key not in cost.index:
         return ["—", "—", "—"]
     c = cost.loc[key]
     kind = {"cuda_max_allocated": " (CUDA peak)", "process_max_rss": " (process RSS)"}.get(c["peak_kind"], "")
-    cost_cell = f"≥ {c['cost_s']:.1f} ({c['unrecorded']} artefact(s) unrecorded)" if c["unrecorded"] else f"{c['cost_s']:.1f}"
-    return [cost_cell if pd.notna(c["cost_s"]) else "—",
+    if c["cost_by_device"]:  # made on several devices: each device's mean, never one mean over CPU and GPU seconds
+        cost_cell = "; ".join(f"{device}: {_seconds_cell(seconds, unrecorded)}" for device, seconds, unrecorded in c["cost_by_device"])
+    else:
+        cost_cell = _seconds_cell(c["cost_s"], c["unrecorded"])
+    return [cost_cell,
             f"{c['distill_peak_mb']:.0f}{kind}" if pd.notna(c["distill_peak_mb"]) else "—",
             storage_cell(float(c["total_bytes"]), float(c["real_bytes"]), bool(c["labels_outweigh_images"]))]
 
