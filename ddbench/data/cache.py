@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ddbench.core.paths import atomic_path, user_cache_root
@@ -50,8 +50,6 @@ def drop_stale(keep: Path, name: str, origin: str) -> int:
     mtime) gets a new cache file and the old one, 55-185 MB, can never be hit again. Files made from another source
     (another data root) are kept; so are files written before `origin` was recorded. Returns how many were deleted.
     """
-    from safetensors import safe_open
-
     dropped = 0
     for other in keep.parent.glob(f"{name}-*.safetensors"):
         if other == keep:
@@ -72,8 +70,6 @@ def load(path: Path) -> ImageDataset | None:
     if not path.is_file():
         return None
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as handle:
             meta = handle.metadata()
         tensors = load_file(str(path))
