@@ -84,6 +84,18 @@ def test_checkpointing_is_a_runtime_option_outside_the_run_identity():
     assert create_method("mkdt", checkpoint=True).identity_config(card) == create_method("mkdt").identity_config(card)
 
 
+@pytest.mark.parametrize("ipc", [1, 10])
+def test_fashion_mnist_tracks_distil_with_mnists_stable_row_not_the_diverging_defaults(ipc):
+    """The defaults (start epochs up to 20, lr_lr 1e-5) diverged on Fashion-MNIST IPC 1 at iteration 9."""
+    from ddbench.kinds import load_protocol
+
+    mtt = create_method("mtt")
+    for kind in ("", "-adv", "-privacy"):
+        config = mtt.identity_config(load_protocol(f"fashion_mnist-ipc{ipc}{kind}"))
+        defaults = {k: v for k, v in mtt.default_cfg.items() if k not in mtt.runtime_cfg}
+        assert config == mtt.identity_config(load_protocol(f"mnist-ipc{ipc}{kind}")) != defaults
+
+
 def test_expert_trajectories_start_at_the_seeded_init_and_are_cached(tmp_path):
     train = load_dataset("digits")
     space = card_space(__import__("ddbench.kinds", fromlist=["load_protocol"]).load_protocol(CARD), train)
