@@ -23,7 +23,7 @@ Hyperparameters per card follow the paper's table (mtt-distillation issue #7); a
   lr_img 1000, lr_lr 1e-7 (IPC 1) / 1e-5, lr_teacher 0.01; stable over 300 iterations at IPC 1 and
   the 20 probed at IPC 10 (benchmarks/probe_mtt.py, RESULTS.md). The defaults (start epochs up to 20,
   lr_lr 1e-5) diverge on MNIST IPC 1 within three iterations.
-- Fashion-MNIST (same size, also unpublished) uses MNIST's rows: with the defaults, its IPC 1 distillation
+- Fashion-MNIST (same size, also unpublished) shares MNIST's rows (`*mnist-ipcN`): with the defaults, its IPC 1 distillation
   diverged at iteration 9 (step size -0.00086; benchmarks/RESULTS.md, fourteenth session on the tracks).
 - digits (the quick card) runs a CPU-sized budget: 5 experts × 20 epochs, 200 iterations, 20
   steps, lr_img 100, lr_lr 1e-7 (chosen on digits; measured in tests/test_mtt.py).
@@ -90,12 +90,10 @@ class MTT(Method):
         "tinyimagenet-ipc1": _table(10, 2, 10, 10000.0, 1e-4, False),
         "tinyimagenet-ipc10": _table(20, 2, 40, 10000.0, 1e-4, False, batch_syn=200),
         "tinyimagenet-ipc50": _table(20, 2, 40, 10000.0, 1e-4, False, batch_syn=300),
-        "mnist-ipc1": _table(50, 2, 2, 1000.0, 1e-7, False),  # no published setting: ddbench's choice
-        "mnist-ipc10": _table(30, 2, 20, 1000.0, 1e-5, False),
-        "mnist-ipc50": _table(30, 2, 40, 1000.0, 1e-5, False),
-        "fashion_mnist-ipc1": _table(50, 2, 2, 1000.0, 1e-7, False),  # no published setting: MNIST's choice
-        "fashion_mnist-ipc10": _table(30, 2, 20, 1000.0, 1e-5, False),
-        "fashion_mnist-ipc50": _table(30, 2, 40, 1000.0, 1e-5, False),
+        # MNIST and Fashion-MNIST: no published setting, ddbench's choice
+        "*mnist-ipc1": _table(50, 2, 2, 1000.0, 1e-7, False),
+        "*mnist-ipc10": _table(30, 2, 20, 1000.0, 1e-5, False),
+        "*mnist-ipc50": _table(30, 2, 40, 1000.0, 1e-5, False),
         "digits*": {"iterations": 200, "num_experts": 5, "expert_train_epochs": 20, **_table(20, 2, 5, 100.0, 1e-7, False)},
     }
 

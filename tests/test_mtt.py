@@ -90,9 +90,9 @@ def test_fashion_mnist_tracks_distil_with_mnists_stable_row_not_the_diverging_de
     from ddbench.kinds import load_protocol
 
     mtt = create_method("mtt")
+    defaults = {k: v for k, v in mtt.default_cfg.items() if k not in mtt.runtime_cfg}
     for kind in ("", "-adv", "-privacy"):
         config = mtt.identity_config(load_protocol(f"fashion_mnist-ipc{ipc}{kind}"))
-        defaults = {k: v for k, v in mtt.default_cfg.items() if k not in mtt.runtime_cfg}
         assert config == mtt.identity_config(load_protocol(f"mnist-ipc{ipc}{kind}")) != defaults
 
 
